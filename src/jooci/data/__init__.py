@@ -1,0 +1,1 @@
+"""Data: manifests, corpus scanners, the JOOCI-synth generator, datasets and batching."""

@@ -1,0 +1,311 @@
+"""Manifests: one JSON record per utterance, plus fairseq's TSV manifests and label files.
+
+A jooci manifest is a JSONL file, one :class:`Utterance` per line::
+
+    {"id": "s03-0042", "path": "wav/shard_000/s03-0042.wav", "num_samples": 43520,
+     "sample_rate": 16000, "speaker": "s03", "style": "happy", "text": "the cat sat",
+     "words": ["the", "cat", "sat"], "phones": ["DH", "AH", "K", "AE", "T", "S", "AE", "T"],
+     "alignment": [["sil", 0, 800], ["DH", 800, 1700], ...], "split": "train"}
+
+Only ``id``, ``path`` and ``num_samples`` are required. ``num_samples`` and ``alignment`` count
+samples of the file as stored, at ``sample_rate`` (fairseq's convention for ``num_samples``).
+A relative ``path`` is relative to the manifest's folder, so a corpus folder can be moved whole.
+
+Reading validates: duplicate ids, missing files and (optionally) durations that do not match the
+audio are collected and reported together in one :class:`ManifestError` that names the manifest,
+the first problems and how many there are in all, so a user fixes a corpus in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from jooci.audio import AudioError, audio_info
+
+MAX_LISTED = 10
+"""How many problems a :class:`ManifestError` spells out before summarising."""
+
+
+class ManifestError(Exception):
+    """A manifest or label file that cannot be used; the message lists the problems."""
+
+    def __init__(self, path: str | os.PathLike, problems: Sequence[str]):
+        self.path = str(path)
+        self.problems = list(problems)
+        shown = "\n  ".join(self.problems[:MAX_LISTED])
+        more = len(self.problems) - MAX_LISTED
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        super().__init__(f"{self.path}: {len(self.problems)} problem(s):\n  {shown}{tail}")
+
+
+@dataclass
+class Utterance:
+    """One utterance of a corpus. All fields but ``id``, ``path`` and ``num_samples`` are optional."""
+
+    id: str
+    path: str
+    num_samples: int
+    sample_rate: int = 16000
+    speaker: str | None = None
+    style: str | None = None  # speaking style or emotion label (the ER target)
+    text: str | None = None
+    words: list[str] | None = None
+    phones: list[str] | None = None  # ARPAbet phone sequence, no silences (the PR target)
+    alignment: list[tuple[str, int, int]] | None = None  # (phone or "sil", start, end) in samples
+    split: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    def to_json(self) -> str:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.alignment is not None:
+            d["alignment"] = [list(seg) for seg in self.alignment]
+        return json.dumps(d, ensure_ascii=False)
+
+
+_FIELDS = {f.name for f in fields(Utterance)}
+_REQUIRED = ("id", "path", "num_samples")
+
+
+def resolve(utt: Utterance, root: str | os.PathLike) -> Path:
+    """Absolute path of ``utt``'s audio; relative paths are taken from ``root``."""
+    p = Path(utt.path)
+    return p if p.is_absolute() else Path(root) / p
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    check_files: bool = True,
+    check_durations: bool = True,
+    tolerance: int = 0,
+) -> list[Utterance]:
+    """Read and validate a JSONL manifest.
+
+    Relative audio paths are resolved against the manifest's folder, so the returned records hold
+    absolute paths.
+
+    Args:
+        path: the ``.jsonl`` file.
+        check_files: report audio files that do not exist.
+        check_durations: read each file's header and report a ``num_samples`` or ``sample_rate``
+            that does not match it (one header read per file: about half a minute for the
+            280k files of LibriSpeech 960 h; turn off for repeated reads of a checked corpus).
+        tolerance: accepted ``num_samples`` difference, in samples.
+
+    Raises:
+        ManifestError: listing malformed lines, missing fields, duplicate ids, missing files and
+            wrong durations (the first ten, and the count).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(path, ["manifest file not found"])
+    root = path.parent
+    utts: list[Utterance] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                utt = _from_dict(json.loads(line))
+            except (json.JSONDecodeError, ValueError, TypeError) as e:
+                problems.append(f"line {lineno}: {e}")
+                continue
+            if utt.id in seen:
+                problems.append(f"line {lineno}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
+                continue
+            seen[utt.id] = lineno
+            utt.path = str(resolve(utt, root))
+            utts.append(utt)
+    if check_files or check_durations:
+        problems += _check_audio(utts, check_durations, tolerance)
+    if problems:
+        raise ManifestError(path, problems)
+    return utts
+
+
+def write_manifest(
+    utts: Iterable[Utterance], path: str | os.PathLike, *, relative_to: str | os.PathLike | None = None
+) -> Path:
+    """Write a JSONL manifest atomically. Audio paths under ``relative_to`` (default: the
+    manifest's folder) are stored relative to it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = Path(relative_to) if relative_to is not None else path.parent
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for utt in utts:
+            p = Path(utt.path)
+            if p.is_absolute():
+                try:
+                    p = p.relative_to(base.resolve() if not base.is_absolute() else base)
+                except ValueError:
+                    pass
+            rec = Utterance(**{**asdict(utt), "path": str(p)})
+            f.write(rec.to_json() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _from_dict(d: dict) -> Utterance:
+    if not isinstance(d, dict):
+        raise ValueError("a record must be a JSON object")
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}" + (f" (id {d['id']!r})" if "id" in d else ""))
+    unknown = sorted(set(d) - _FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)} (id {d['id']!r})")
+    if not isinstance(d["id"], str) or not d["id"]:
+        raise ValueError(f"id must be a non-empty string, got {d['id']!r}")
+    if not isinstance(d["num_samples"], int) or isinstance(d["num_samples"], bool) or d["num_samples"] < 0:
+        raise ValueError(f"num_samples must be a non-negative integer, got {d['num_samples']!r} (id {d['id']!r})")
+    if "alignment" in d and d["alignment"] is not None:
+        d = {**d, "alignment": [_segment(seg, d["id"]) for seg in d["alignment"]]}
+    return Utterance(**d)
+
+
+def _segment(seg, utt_id: str) -> tuple[str, int, int]:
+    if not (isinstance(seg, list) and len(seg) == 3 and isinstance(seg[0], str)
+            and isinstance(seg[1], int) and isinstance(seg[2], int) and 0 <= seg[1] <= seg[2]):
+        raise ValueError(f"alignment segment {seg!r} is not [phone, start, end] with 0 <= start <= end "
+                         f"(id {utt_id!r})")
+    return (seg[0], seg[1], seg[2])
+
+
+def _check_audio(utts: list[Utterance], durations: bool, tolerance: int) -> list[str]:
+    problems = []
+    for utt in utts:
+        if not durations:
+            if not os.path.exists(utt.path):
+                problems.append(f"{utt.id}: audio file not found: {utt.path}")
+            continue
+        try:
+            info = audio_info(utt.path)
+        except AudioError as e:
+            problems.append(f"{utt.id}: {e}")
+            continue
+        if info.sample_rate != utt.sample_rate:
+            problems.append(f"{utt.id}: sample_rate {utt.sample_rate} in the manifest, "
+                            f"{info.sample_rate} in {utt.path}")
+        elif abs(info.num_samples - utt.num_samples) > tolerance:
+            problems.append(f"{utt.id}: num_samples {utt.num_samples} in the manifest, "
+                            f"{info.num_samples} in {utt.path}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# fairseq interchange: TSV manifests (root line, then relpath<TAB>num_samples) and label files.
+
+
+def read_fairseq_tsv(path: str | os.PathLike, *, check_files: bool = True) -> list[Utterance]:
+    """Read a fairseq ``train.tsv``-style manifest.
+
+    The first line is the audio root; each further line is ``relpath<TAB>num_samples``. Ids are the
+    relative paths without extension (fairseq has no ids); sample rates are taken as 16 kHz.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(path, ["manifest file not found"])
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        raise ManifestError(path, ["empty file: a fairseq manifest starts with the audio root line"])
+    root = Path(lines[0].strip())
+    if not root.is_absolute():
+        root = path.parent / root
+    utts, problems, seen = [], [], {}
+    for lineno, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[1].strip().isdigit():
+            problems.append(f"line {lineno}: expected 'relpath<TAB>num_samples', got {line!r}")
+            continue
+        rel = parts[0]
+        uid = str(Path(rel).with_suffix(""))
+        if uid in seen:
+            problems.append(f"line {lineno}: duplicate entry {rel!r} (first on line {seen[uid]})")
+            continue
+        seen[uid] = lineno
+        utts.append(Utterance(id=uid, path=str(root / rel), num_samples=int(parts[1])))
+    if check_files:
+        problems += _check_audio(utts, durations=False, tolerance=0)
+    if problems:
+        raise ManifestError(path, problems)
+    return utts
+
+
+def write_fairseq_tsv(utts: Sequence[Utterance], path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """Write a fairseq TSV manifest with ``root`` as its first line; every audio path must lie under it."""
+    path, root = Path(path), Path(root).resolve()
+    lines, problems = [str(root)], []
+    for utt in utts:
+        try:
+            rel = Path(utt.path).resolve().relative_to(root)
+        except ValueError:
+            problems.append(f"{utt.id}: {utt.path} is not under the root {root}")
+            continue
+        lines.append(f"{rel}\t{utt.num_samples}")
+    if problems:
+        raise ManifestError(path, problems)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_label_file(path: str | os.PathLike) -> list[list[int]]:
+    """Read a fairseq label file: one line of space-separated integers per utterance.
+
+    Raises ManifestError naming each line that is empty or holds something other than
+    non-negative integers (an empty line is an utterance with no labels: fairseq would train on it
+    silently misaligned).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(path, ["label file not found"])
+    labels, problems = [], []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            toks = line.split()
+            if not toks:
+                problems.append(f"line {lineno}: no labels")
+                labels.append([])
+                continue
+            try:
+                row = [int(t) for t in toks]
+            except ValueError:
+                problems.append(f"line {lineno}: not a line of integers: {line.strip()[:60]!r}")
+                continue
+            if min(row) < 0:
+                problems.append(f"line {lineno}: negative label")
+            labels.append(row)
+    if problems:
+        raise ManifestError(path, problems)
+    return labels
+
+
+def write_label_file(labels: Iterable[Sequence[int]], path: str | os.PathLike) -> Path:
+    """Write one line of space-separated integers per utterance (fairseq's ``.km`` format)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in labels:
+            f.write(" ".join(str(int(x)) for x in row) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = [
+    "ManifestError", "Utterance", "read_manifest", "write_manifest", "resolve",
+    "read_fairseq_tsv", "write_fairseq_tsv", "read_label_file", "write_label_file",
+]
