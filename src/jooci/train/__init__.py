@@ -1,0 +1,1 @@
+"""Pretraining: config, per-phase step functions, the loop, DDP and checkpoints."""
