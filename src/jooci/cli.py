@@ -54,6 +54,18 @@ def _synth_summary(out: Path, stats: dict) -> str:
     return "\n".join(lines)
 
 
+def _add_prepare(p: argparse.ArgumentParser) -> None:
+    from jooci.data.corpora import add_prepare_arguments
+
+    add_prepare_arguments(p)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from jooci.data.corpora import run_prepare
+
+    return run_prepare(args)
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
@@ -79,6 +91,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 # One literal table: subcommand -> (help, add arguments, run). No registry, no import-time magic.
 COMMANDS = {
     "synth": ("generate the JOOCI-synth corpus (labelled synthetic speech, no download)", _add_synth, _run_synth),
+    "prepare": ("scan a LibriSpeech, VoxCeleb1 or IEMOCAP tree into manifests", _add_prepare, _run_prepare),
     "demo": ("run the whole pipeline on the embedded corpus", _add_demo, _run_demo),
 }
 

@@ -38,6 +38,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from jooci.data.corpora import write_trials
 from jooci.data.manifest import Utterance, write_manifest
 from jooci.data.synth import grammar
 from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
@@ -345,10 +346,10 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     for split in SPLITS:
         write_manifest([u for u in utts if u.split == split], out / f"{split}.jsonl")
     (out / "speakers.json").write_text(json.dumps([asdict(s) for s in speakers], indent=1))
-    n_trials = write_trials(utts, {s.id for s in speakers if s.heldout}, out / "trials.txt",
-                            seed=cfg.seed, max_trials=cfg.max_trials)
+    trials = make_trials(utts, {s.id for s in speakers if s.heldout}, seed=cfg.seed, max_trials=cfg.max_trials)
+    write_trials(trials, out / "trials.txt")
     stats = corpus_stats(utts)
-    stats["trials"] = n_trials
+    stats["trials"] = len(trials)
     stats["seconds_to_generate"] = round(time.perf_counter() - t0, 2)
     stats["workers"] = workers
     meta = {"format_version": FORMAT_VERSION, "config": _config_json(cfg), "stats": stats}
@@ -360,9 +361,9 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     return out
 
 
-def write_trials(utts: list[Utterance], heldout: set[str], path: Path, *, seed: int, max_trials: int) -> int:
+def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_trials: int) -> list[tuple[int, str, str]]:
     """Balanced ASV trials among held-out speakers: every same-speaker pair (up to half of
-    ``max_trials``) and as many different-speaker pairs. Lines are ``1|0 <id> <id>``."""
+    ``max_trials``) and as many different-speaker pairs, as ``(1|0, id, id)``."""
     rng = random.Random(f"trials/{seed}")
     test = [u for u in utts if u.speaker in heldout]
     by_spk: dict[str, list[str]] = {}
@@ -371,16 +372,16 @@ def write_trials(utts: list[Utterance], heldout: set[str], path: Path, *, seed: 
     target = [(a, b) for ids in by_spk.values() for i, a in enumerate(ids) for b in ids[i + 1:]]
     if len(target) > max_trials // 2:
         target = rng.sample(target, max_trials // 2)
+    groups = list(by_spk.values())
+    possible = sum(len(a) * len(b) for i, a in enumerate(groups) for b in groups[i + 1:])
     nontarget: set[tuple[str, str]] = set()
-    possible = sum(len(a) * len(b) for i, a in enumerate(by_spk.values()) for b in list(by_spk.values())[i + 1:])
     while len(nontarget) < min(len(target), possible):
         a, b = rng.sample(test, 2)
         if a.speaker != b.speaker:
             nontarget.add((a.id, b.id) if a.id < b.id else (b.id, a.id))
     trials = [(1, a, b) for a, b in target] + [(0, a, b) for a, b in sorted(nontarget)]
     rng.shuffle(trials)
-    path.write_text("".join(f"{t} {a} {b}\n" for t, a, b in trials))
-    return len(trials)
+    return trials
 
 
 def corpus_stats(utts: list[Utterance]) -> dict:
