@@ -1,0 +1,103 @@
+"""The HuBERT baseline: the same shared CNN, Content encoder and cluster heads as JOOCI, no Other
+encoder. It is the ``content`` training phase on its own, and the target of HuBERT weight imports."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from jooci.models._config import config_from_dict, config_to_dict
+from jooci.models._util import padding_mask
+from jooci.models.content import ContentConfig, ContentEncoder
+from jooci.models.frontend import ConvFrontend, FrontendConfig
+from jooci.models.heads import ClusterHeadsConfig, MultiClusterHead
+from jooci.models.jooci import Preset, jooci_config
+from jooci.models.outputs import BaselineOutput, FeatureOutput
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    clusters: ClusterHeadsConfig = field(default_factory=ClusterHeadsConfig)
+
+    def __post_init__(self) -> None:
+        if self.content.input_dim != self.frontend.dim:
+            raise ValueError(f"BaselineConfig: content.input_dim {self.content.input_dim} != "
+                             f"frontend dim {self.frontend.dim}")
+        if self.clusters.dim != self.content.dim:
+            raise ValueError(f"BaselineConfig: clusters.dim {self.clusters.dim} != content dim {self.content.dim}")
+        if max(self.clusters.layers) > self.content.num_layers:
+            raise ValueError(f"BaselineConfig: clusters.layers {self.clusters.layers} exceed the "
+                             f"{self.content.num_layers} Content layers")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaselineConfig:
+        return config_from_dict(cls, d)
+
+
+def baseline_config(preset: Preset) -> BaselineConfig:
+    """The baseline part of JOOCI's preset of the same name (identical frontend, Content, heads)."""
+    j = jooci_config(preset)
+    return BaselineConfig(j.frontend, j.content, j.clusters)
+
+
+class HuBERTBaseline(nn.Module):
+    """Shared CNN + Content encoder + multi-set cluster heads."""
+
+    model_type = "hubert_baseline"
+
+    def __init__(self, cfg: BaselineConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.frontend = ConvFrontend(cfg.frontend)
+        self.content = ContentEncoder(cfg.content)
+        self.cluster_heads = MultiClusterHead(cfg.clusters)
+
+    @classmethod
+    def from_preset(cls, preset: Preset) -> HuBERTBaseline:
+        return cls(baseline_config(preset))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        map_location: str | torch.device = "cpu") -> HuBERTBaseline:
+        from jooci.hub import load
+
+        model = load(directory, map_location)
+        if not isinstance(model, cls):
+            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        from jooci.hub import save_pretrained
+
+        save_pretrained(self, directory)
+
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) 50 Hz frame counts."""
+        return self.frontend.output_lengths(lengths)
+
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None,
+                mask: Tensor | None = None) -> BaselineOutput:
+        """waveforms: (B, S); lengths: (B,) samples; mask: (B, T) bool frames to mask (or None)."""
+        fe = self.frontend(waveforms, lengths)
+        pad = padding_mask(fe.lengths, fe.features.shape[1])
+        states = self.content(fe.features, pad, mask)
+        return BaselineOutput(self.cluster_heads(states), states, fe.lengths, pad, fe.penalty)
+
+    def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> FeatureOutput:
+        """``L + 1`` hidden states (B, T, D) (HF's ``output_hidden_states`` placement); no embedding."""
+        fe = self.frontend(waveforms, lengths)
+        pad = padding_mask(fe.lengths, fe.features.shape[1])
+        states = self.content(fe.features, pad, None, deterministic=True)
+        return FeatureOutput(list(states), list(states), [], fe.lengths, pad, None)
+
+    def upstream_modules(self) -> dict[str, nn.Module]:
+        return {"frontend": self.frontend, "content": self.content}
