@@ -1,0 +1,145 @@
+"""``jooci targets``: k-means label files for the Content encoder, and their quality.
+
+    jooci targets --manifest M --out DIR --k 100,500,1000 [--features mfcc | --model CKPT --layer L]
+                  [--fraction F] [--nshard N --rank R] [--step dump|fit|label|merge]
+    jooci targets --quality --manifest M --labels DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``jooci targets`` (the lead's cli.py calls this on its subparser)."""
+    parser.add_argument("--manifest", required=True, type=Path, help="JSONL manifest (labels follow its order)")
+    parser.add_argument("--out", type=Path, help="output folder for features, centroids, labels, provenance")
+    parser.add_argument("--k", default="100,500,1000",
+                        help="cluster counts, comma-separated: one label file per K (default 100,500,1000)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--features", choices=("mfcc",), default=None,
+                     help="cluster 39-d MFCC+delta+delta-delta at 50 Hz (iteration 1; the default)")
+    src.add_argument("--model", type=Path, help="cluster a layer of this saved model (iteration 2+)")
+    parser.add_argument("--layer", type=int, help="with --model: the layer (0 = CNN projection, l = Content layer l)")
+    parser.add_argument("--fraction", type=float, default=0.1,
+                        help="fraction of utterances the k-means sample is drawn from (default 0.1)")
+    parser.add_argument("--max-frames", type=int, default=2_000_000, help="cap on k-means sample frames")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss", help="k-means implementation")
+    parser.add_argument("--niter", type=int, default=50, help="k-means iterations")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="k-means threads (default: 1 for small fits, all cores for large ones)")
+    parser.add_argument("--nshard", type=int, default=1, help="split the manifest into this many contiguous shards")
+    parser.add_argument("--rank", type=int, default=None,
+                        help="the shard this machine dumps / labels (default: all of them, here)")
+    parser.add_argument("--step", choices=("all", "dump", "fit", "label", "merge"), default="all",
+                        help="run one step (multi-machine): dump and label per rank; fit and merge once")
+    parser.add_argument("--centroids-from", type=Path, default=None,
+                        help="apply the centroids of an earlier output folder instead of fitting (dev splits)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per feature batch")
+    parser.add_argument("--device", default="cpu", help="device for --model features")
+    parser.add_argument("--quality", action="store_true",
+                        help="measure phone purity, cluster purity and PNMI of --labels against the alignments")
+    parser.add_argument("--labels", type=Path, help="with --quality: the label folder written by jooci targets")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_targets(args: argparse.Namespace) -> int:
+    """Run ``jooci targets``; returns the exit status (2 with a one-line error for bad input)."""
+    from jooci.audio import AudioError
+    from jooci.data.manifest import ManifestError
+    from jooci.targets.kmeans import KMeansError
+    from jooci.targets.sources import FeatureSourceError
+
+    try:
+        return _quality(args) if args.quality else _make(args)
+    except (ManifestError, AudioError, KMeansError, FeatureSourceError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise ValueError(f"--k must be comma-separated integers, got {text!r}") from None
+    return ks
+
+
+def _make(args: argparse.Namespace) -> int:
+    from jooci.targets.pipeline import STEPS, TargetsConfig, make_targets
+    from jooci.targets.sources import mfcc_source, model_source
+
+    if args.out is None:
+        raise ValueError("--out is required (or --quality with --labels)")
+    if args.model is not None:
+        if args.layer is None:
+            raise ValueError("--model needs --layer")
+        source = model_source(args.model, args.layer, device=args.device)
+    else:
+        if args.layer is not None:
+            raise ValueError("--layer needs --model")
+        source = mfcc_source()
+    if args.rank is not None and args.step == "all":
+        raise ValueError("--rank runs one shard: give --step dump or --step label (fit and merge run once, without --rank)")
+    if args.rank is not None and not 0 <= args.rank < args.nshard:
+        raise ValueError(f"--rank must be in [0, {args.nshard}), got {args.rank}")
+    cfg = TargetsConfig(ks=_parse_ks(args.k), fraction=args.fraction, seed=args.seed, backend=args.backend,
+                        niter=args.niter, max_frames=args.max_frames, nshard=args.nshard,
+                        batch_seconds=args.batch_seconds, threads=args.threads)
+    steps = STEPS if args.step == "all" else (args.step,)
+    ranks = None if args.rank is None else [args.rank]
+    record = make_targets(args.manifest, args.out, source, cfg, steps=steps, ranks=ranks,
+                          centroids_from=args.centroids_from, progress=not args.no_progress)
+    if record is None:
+        print(f"step {args.step} done" + (f" for shard {args.rank} of {args.nshard}" if ranks else ""))
+        return 0
+    print(f"labels for {record['manifest']['utterances']} utterances, {record['frames']['total']} frames at "
+          f"{record['label_rate']} Hz, validated against {args.manifest}:")
+    for k, s in record["label_sets"].items():
+        print(f"  K={k}: {args.out / s['labels']} ({s['clusters_used']} clusters used)")
+    print(f"provenance: {args.out / 'targets.json'}")
+    return 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from jooci.data.manifest import read_manifest
+    from jooci.targets.labels import read_labels
+    from jooci.targets.pipeline import PROVENANCE
+    from jooci.targets.quality import label_quality, quality_table, random_labels
+
+    if args.labels is None:
+        raise ValueError("--quality needs --labels DIR")
+    utts = read_manifest(args.manifest, check_durations=False)
+    prov_path = args.labels / PROVENANCE
+    if prov_path.exists():
+        prov = json.loads(prov_path.read_text())
+        ks = sorted(int(k) for k in prov["label_sets"])
+        rate = int(prov["label_rate"])
+    else:
+        ks = sorted(int(p.stem[1:]) for p in args.labels.glob("k*.km") if p.stem[1:].isdigit())
+        rate = 50
+    if not ks:
+        raise FileNotFoundError(f"{args.labels}: no label files (k<K>.km)")
+    if not any(u.alignment for u in utts):
+        raise ValueError(f"{args.manifest}: no utterance has a phone alignment; quality needs them")
+    rows, rnd = [], []
+    for k in ks:
+        labels = read_labels(args.labels / f"k{k}.km", utts, rate, num_classes=k)
+        rows.append(label_quality(utts, labels, k, rate))
+        rnd.append(label_quality(utts, random_labels(labels, k, seed=0), k, rate))
+    table = quality_table(rows, rnd)
+    print(table)
+    out = {"manifest": str(args.manifest), "label_rate": rate,
+           "label_sets": {str(q.k): q.to_dict() for q in rows},
+           "random_labels": {str(q.k): q.to_dict() for q in rnd}}
+    (args.labels / "quality.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    (args.labels / "quality.md").write_text(table + "\n", encoding="utf-8")
+    print(f"written: {args.labels / 'quality.json'}, {args.labels / 'quality.md'}")
+    return 0
+
+
+__all__ = ["add_targets_arguments", "run_targets"]

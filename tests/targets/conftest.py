@@ -1,0 +1,16 @@
+import pytest
+
+from jooci.data.manifest import read_manifest, write_manifest
+from jooci.data.synth import SynthConfig, synthesize
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory):
+    """A 1-minute JOOCI-synth corpus plus ``all.jsonl`` (every split, ~29 utterances, ~3100 frames)."""
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, SynthConfig(minutes=1, seed=0, speakers=8), workers=2, progress=False)
+    utts = []
+    for split in ("pretrain", "train", "dev", "test"):
+        utts += read_manifest(root / f"{split}.jsonl", check_durations=False)
+    write_manifest(utts, root / "all.jsonl")
+    return root
