@@ -66,6 +66,30 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return run_prepare(args)
 
 
+def _add_targets(p: argparse.ArgumentParser) -> None:
+    from jooci.targets.cli import add_targets_arguments
+
+    add_targets_arguments(p)
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    from jooci.targets.cli import run_targets
+
+    return run_targets(args)
+
+
+def _add_pretrain(p: argparse.ArgumentParser) -> None:
+    from jooci.train.pipeline import add_pretrain_arguments
+
+    add_pretrain_arguments(p)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from jooci.train.pipeline import run_pretrain
+
+    return run_pretrain(args)
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
@@ -92,6 +116,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "synth": ("generate the JOOCI-synth corpus (labelled synthetic speech, no download)", _add_synth, _run_synth),
     "prepare": ("scan a LibriSpeech, VoxCeleb1 or IEMOCAP tree into manifests", _add_prepare, _run_prepare),
+    "targets": ("k-means targets for masked prediction, and their quality (purity, PNMI)", _add_targets, _run_targets),
+    "pretrain": ("pretrain JOOCI and the HuBERT-style baseline (one phase, or --all)", _add_pretrain, _run_pretrain),
     "demo": ("run the whole pipeline on the embedded corpus", _add_demo, _run_demo),
 }
 

@@ -70,7 +70,7 @@ def replace(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
     d = to_dict(cfg)
     items = parse_overrides(overrides) if isinstance(overrides, list) else overrides
     for key, value in items.items():
-        _set_dotted(d, key, value)
+        set_dotted(d, key, value)
     return from_dict(type(cfg), d)
 
 
@@ -96,7 +96,7 @@ def load_yaml(cls: type[T], path: str | os.PathLike, overrides: list[str] | None
     try:
         data = yaml.safe_load(path.read_text()) or {}
         for key, value in parse_overrides(overrides or []).items():
-            _set_dotted(data, key, value)
+            set_dotted(data, key, value)
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
@@ -115,7 +115,16 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _set_dotted(d: dict, key: str, value: Any) -> None:
+def merge(base: dict, top: dict) -> dict:
+    """``base`` updated by ``top``, recursively for nested mappings (neither is modified)."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def set_dotted(d: dict, key: str, value: Any) -> None:
+    """``d["a"]["b"] = value`` for ``key == "a.b"``, creating sections as needed."""
     parts = key.split(".")
     for p in parts[:-1]:
         nxt = d.setdefault(p, {})

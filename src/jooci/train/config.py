@@ -1,0 +1,177 @@
+"""The pretraining config: model, teacher, data, targets, optimisation, losses, schedule, run.
+
+One frozen dataclass per concern. A YAML file names a ``preset`` (tiny, small, base) that fills the
+model and teacher architectures, and may override any field; ``key=value`` arguments on the
+command line override the file (``schedule.phase2.steps=200``, ``optim.clip=5``). Unknown keys and
+wrong types are refused with the dotted key named (see :mod:`jooci.configio`). The resolved config
+is written into every run folder as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from jooci.configio import ConfigError, from_dict, merge, parse_overrides, save_yaml, set_dotted, to_dict
+from jooci.losses.dino import MultiCropConfig
+from jooci.models.jooci import JOOCIConfig, jooci_config
+from jooci.models.speaker import SpeakerConfig, speaker_config
+
+PHASES = ("content", "teacher", "phase1", "phase2")
+Phase = Literal["content", "teacher", "phase1", "phase2"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the audio comes from and how it is cut into batches."""
+
+    corpus: str = "runs/demo/corpus"  # folder holding the manifests (relative paths: from the CWD)
+    manifests: tuple[str, ...] = ("pretrain.jsonl", "train.jsonl", "dev.jsonl")  # unlabelled audio used for pretraining
+    batch_seconds: float = 16.0  # audio per batch and process, padding included (fairseq max_tokens / 16000)
+    min_seconds: float = 1.0  # shorter utterances are skipped (counted, logged)
+    crop_seconds: float = 4.0  # longer ones are randomly cropped to this
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """k-means targets for masked prediction; K per label set comes from ``model.clusters``."""
+
+    fraction: float = 1.0  # share of frames k-means is fitted on
+    iteration2_layer: int | None = None  # Content layer whose k-means makes the iteration-2 targets (None: the middle one)
+    niter: int = 50  # k-means iterations
+    backend: Literal["faiss", "sklearn"] = "faiss"
+
+
+@dataclass(frozen=True)
+class PhaseSchedule:
+    steps: int
+    lr: float
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Steps and peak learning rate per phase (linear warm-up, then linear decay to 0, as fairseq's
+    polynomial schedule). The paper: 50k Other-only steps, then 100k joint."""
+
+    content: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(400, 5e-4, 40))
+    content_iterations: int = 2
+    teacher: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
+    phase1: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
+    phase2: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 2e-4, 30))
+
+    def of(self, phase: Phase) -> PhaseSchedule:
+        return getattr(self, phase)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW (fairseq HuBERT's betas and epsilon), gradient clipping and accumulation."""
+
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    clip: float = 10.0
+    accumulation: int = 1  # micro-batches per optimizer step
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and hyper-parameters of every learning signal (DESIGN.md §2 rows 4-6, 9-12)."""
+
+    mpl: float = 1.0  # multi-cluster masked prediction (Content)
+    distill: float = 1.0  # DINO distillation from the frozen teacher (Other)
+    regulariser: float = 1.0  # content adversary behind the gradient reversal layer (Other)
+    reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)
+    feature_penalty: float = 10.0  # HuBERT's L2 penalty on the CNN output
+    mask_prob: float = 0.8
+    mask_length: int = 10
+    min_masks: int = 2
+    student_temp: float = 0.1
+    teacher_temp: float = 0.04
+    center_momentum: float = 0.9
+    crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+    # RDINO recipe (teacher phase): EMA momentum ramp and the variance/covariance regulariser.
+    ema_momentum: tuple[float, float] = (0.996, 1.0)
+    rdino_std: float = 10.0
+    rdino_cov: float = 1.0
+    rdino_weight: tuple[float, float] = (0.05, 0.2)  # regulariser weight ramp over the teacher phase
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPUs that have it
+    log_every: int = 10
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    max_nonfinite: int = 10  # stop after this many non-finite steps in a row
+    cpu_onednn: bool = False  # oneDNN convolutions on CPU (slower with varying crop shapes; see loop.py)
+    teacher_init: str | None = None  # a 3D-Speaker RDINO checkpoint or teacher run folder: skips the teacher phase
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    preset: Literal["tiny", "small", "base"] = "tiny"
+    model: JOOCIConfig = field(default_factory=lambda: jooci_config("tiny"))
+    teacher: SpeakerConfig = field(default_factory=lambda: speaker_config("tiny"))
+    data: DataConfig = field(default_factory=DataConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.dino != self.teacher.head:
+            raise ValueError("model.dino must equal teacher.head: the student's DINO head starts as "
+                             "a copy of the teacher's")
+        if self.optim.accumulation < 1:
+            raise ValueError("optim.accumulation must be >= 1")
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> PretrainConfig:
+    """Read a YAML config (or none: the tiny defaults) and apply ``key=value`` overrides.
+
+    The preset's model and teacher architectures come first; the file's ``model:`` and
+    ``teacher:`` sections override single fields of them.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key is unknown / of the wrong type
+            (the dotted key and the file are named).
+    """
+    where = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    try:
+        for key, value in parse_overrides(overrides or []).items():
+            set_dotted(data, key, value)
+        preset = data.get("preset", "tiny")
+        if preset not in ("tiny", "small", "base"):
+            raise ConfigError(f"preset: expected one of tiny, small, base, got {preset!r}")
+        defaults = {**to_dict(PretrainConfig()), "model": to_dict(jooci_config(preset)),
+                    "teacher": to_dict(speaker_config(preset))}
+        merged = merge(defaults, data)
+        return from_dict(PretrainConfig, merged)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def save_config(cfg: PretrainConfig, path: str | os.PathLike) -> Path:
+    return save_yaml(cfg, path)
+

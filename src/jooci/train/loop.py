@@ -1,0 +1,484 @@
+"""The training loop: one function, :func:`train_phase`, that reads top to bottom.
+
+It builds the phase's models, data and optimizer; resumes from the run folder's last checkpoint if
+there is one; then steps: micro-batches with gradient accumulation under bf16 autocast (GPU),
+a collective non-finite guard, clipping, AdamW, the EMA teacher (teacher phase), logging
+(metrics.jsonl, TensorBoard, tqdm) and checkpoints. The phase's own maths is in
+:mod:`jooci.train.steps`; what the loop adds is machinery only.
+
+Distributed: the trainable model sits inside DDP; the frozen teacher and the DINO centre stay
+outside (the centre's batch mean is all-reduced explicitly). Every rank draws its masks and crops
+from a generator seeded by (seed, step, rank), and the data sampler's position is checkpointed,
+so a resumed run repeats exactly what an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from jooci.configio import to_dict
+from jooci.data.dataset import Batch, make_loader
+from jooci.data.manifest import Utterance, read_manifest, write_manifest
+from jooci.losses.dino import DINOCenter, ema_update_
+from jooci.losses.regularizer import dann_lambda
+from jooci.losses.schedules import CosineSchedule
+from jooci.models.baseline import BaselineConfig, HuBERTBaseline
+from jooci.models.jooci import JOOCI
+from jooci.models.speaker import SpeakerModel
+from jooci.train import steps as S
+from jooci.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from jooci.train.config import Phase, PretrainConfig, save_config
+from jooci.train.distributed import DistInfo, all_reduce_sum_, any_rank, barrier
+
+log = logging.getLogger(__name__)
+
+FINAL = "final"
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite steps in a row: the run is diverging."""
+
+
+@dataclass
+class PhaseInputs:
+    """What a phase starts from (folders written by earlier phases)."""
+
+    labels: Path | None = None  # `jooci targets` output for the pretraining manifest
+    init: Path | None = None  # content: previous iteration; phase1: the content model; phase2: phase1
+    teacher: Path | None = None  # teacher folder (phase1, phase2)
+
+
+class PhaseModule(nn.Module):
+    """The trainable part of a phase with its step function as ``forward``, so DDP sees one
+    forward per step. The frozen teacher and the centre are kept off the module (outside DDP)."""
+
+    def __init__(self, phase: Phase, model: nn.Module, teacher: SpeakerModel | None, center: DINOCenter | None):
+        super().__init__()
+        self.phase, self.model = phase, model
+        self._frozen = (teacher, center)  # a tuple attribute: not registered as a submodule
+
+    def forward(self, batch: Batch, ctx: S.StepContext) -> S.StepOutput:
+        teacher, center = self._frozen
+        if self.phase == "content":
+            return S.content_step(self.model, batch, ctx)
+        if self.phase == "teacher":
+            return S.teacher_step(self.model, teacher, center, batch, ctx)
+        if self.phase == "phase1":
+            return S.phase1_step(self.model, teacher, center, batch, ctx)
+        return S.phase2_step(self.model, teacher, center, batch, ctx)
+
+
+def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, inputs: PhaseInputs,
+                dist: DistInfo, *, manifest: str | os.PathLike | None = None, stop_after: int | None = None,
+                progress: bool = True) -> Path:
+    """Train one phase into ``run_dir`` (resuming if it holds a checkpoint) and return
+    ``run_dir/final`` (a ``save_pretrained`` folder; the teacher phase writes the teacher).
+
+    Args:
+        manifest: the pretraining manifest (default: the union of ``cfg.data.manifests``,
+            written to ``run_dir/manifest.jsonl``).
+        stop_after: leave the loop after this many steps of this call, as a preemption would
+            (the run resumes from the last checkpoint); for tests.
+    """
+    run_dir = Path(run_dir)
+    final = run_dir / FINAL
+    if (final / "config.json").exists():
+        log.info("%s: phase %s already finished", run_dir, phase)
+        return final
+    sched = cfg.schedule.of(phase)
+    device = dist.device
+    if device.type == "cpu" and not cfg.run.cpu_onednn:
+        # oneDNN builds a kernel per input shape; random crops give a new shape nearly every step,
+        # which made tiny-model steps 3-4x slower on CPU than plain ATen convolutions.
+        torch.backends.mkldnn.enabled = False
+    torch.manual_seed(cfg.run.seed * 1000 + dist.rank)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+
+    # --- data -----------------------------------------------------------------------------------
+    utts = read_manifest(manifest) if manifest is not None else pretraining_manifest(cfg, run_dir, dist)
+    label_names, labels = (), None
+    if phase != "teacher":
+        label_names, labels = _load_labels(cfg, inputs.labels, utts)
+    d = cfg.data
+    loader, sampler = make_loader(
+        utts, max_seconds=d.batch_seconds, min_samples=int(d.min_seconds * 16000),
+        max_samples=int(d.crop_seconds * 16000), labels=labels, label_rate=50 if labels else None,
+        num_workers=d.num_workers, seed=cfg.run.seed, rank=dist.rank, world_size=dist.world_size)
+
+    # --- models ---------------------------------------------------------------------------------
+    model, teacher, center = build_phase_models(cfg, phase, inputs)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device)
+    if center is not None:
+        center.center = center.center.to(device)
+    module = PhaseModule(phase, model, teacher, center)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if dist.distributed:
+        layerdrop = phase != "teacher" and cfg.model.content.transformer.layerdrop > 0
+        module = DDP(module, device_ids=[dist.local_rank] if device.type == "cuda" else None,
+                     find_unused_parameters=layerdrop)  # LayerDrop leaves whole layers unused
+    optimizer = _optimizer(cfg, model, device)
+    ema = CosineSchedule(cfg.losses.ema_momentum[0], cfg.losses.ema_momentum[1], max(1, sched.steps))
+    rdino_w = CosineSchedule(cfg.losses.rdino_weight[1], cfg.losses.rdino_weight[1], max(1, sched.steps),
+                             warmup_steps=min(sched.warmup_steps, sched.steps), start_warmup_value=cfg.losses.rdino_weight[0])
+
+    # --- resume ---------------------------------------------------------------------------------
+    step, nonfinite_in_row, skipped = 0, 0, 0
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        modules, state = load_checkpoint(ckpt, map_location=device)
+        model.load_state_dict(modules["model"])
+        if teacher is not None and "teacher" in modules:
+            teacher.load_state_dict(modules["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.load_state_dict(state["sampler"])
+        if center is not None:
+            center.load_state_dict(state["center"])
+        set_rng_state(state["rng"][dist.rank] if isinstance(state["rng"], list) else state["rng"])
+        step, nonfinite_in_row, skipped = state["step"], state["nonfinite_in_row"], state["skipped"]
+        log.info("%s: resumed from %s (step %d)", run_dir, ckpt.name, step)
+
+    # --- the loop -------------------------------------------------------------------------------
+    autocast = _autocast(cfg, device)
+    writer = _tensorboard(run_dir) if dist.is_main else None
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if dist.is_main else None
+    bar = _bar(sched.steps, step, phase, progress and dist.is_main)
+    batches = _Stream(loader, sampler)
+    reduce = (lambda t: all_reduce_sum_(t, dist)) if dist.distributed else None
+    steps_this_call = 0
+    model.train()
+    if teacher is not None:
+        teacher.eval()
+    t_last, audio_seconds = time.perf_counter(), 0.0
+    while step < sched.steps:
+        lr = _lr(step, sched.steps, sched.warmup_steps, sched.lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        ctx = S.StepContext(
+            losses=cfg.losses, generator=torch.Generator().manual_seed(_step_seed(cfg.run.seed, step, dist.rank)),
+            label_names=label_names, grl_lambda=dann_lambda(step / max(1, sched.steps)),
+            rdino_weight=rdino_w[step], reduce=reduce)
+        loss_sum, metrics_sum = 0.0, {}
+        for micro in range(cfg.optim.accumulation):
+            batch = next(batches).to(device)
+            audio_seconds += float(batch.lengths.sum()) / 16000 * dist.world_size
+            sync = micro == cfg.optim.accumulation - 1
+            with _no_sync(module, sync), autocast:
+                out = module(batch, ctx)
+            (out.loss / cfg.optim.accumulation).backward()
+            loss_sum += out.loss.item() / cfg.optim.accumulation
+            for k, v in out.metrics.items():
+                metrics_sum[k] = metrics_sum.get(k, 0.0) + v / cfg.optim.accumulation
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.clip) if params else torch.zeros(())
+        bad = any_rank(not (math.isfinite(loss_sum) and math.isfinite(float(grad_norm))), dist)
+        if bad:  # skipped on every rank together, so no rank waits for the others
+            optimizer.zero_grad(set_to_none=True)
+            nonfinite_in_row += 1
+            skipped += 1
+            log.warning("%s step %d: non-finite loss or gradient, step skipped (%d in a row)", phase, step, nonfinite_in_row)
+            if nonfinite_in_row >= cfg.run.max_nonfinite:
+                raise NonFiniteError(f"{run_dir}: {nonfinite_in_row} non-finite steps in a row at step {step}; "
+                                     "lower the learning rate or check the data")
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            nonfinite_in_row = 0
+            if phase == "teacher":
+                ema_update_(teacher, model, ema[step])
+        step += 1
+        steps_this_call += 1
+        bar.update(1)
+
+        if dist.is_main and (step % cfg.run.log_every == 0 or step == sched.steps or step == 1):
+            now = time.perf_counter()
+            record = {"step": step, "loss": loss_sum, **metrics_sum, "lr": lr, "grad_norm": float(grad_norm),
+                      "skipped_steps": skipped, "audio_seconds_per_second": audio_seconds / max(now - t_last, 1e-9)}
+            t_last, audio_seconds = now, 0.0
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+            for k, v in record.items():
+                if k != "step":
+                    writer.add_scalar(f"{phase}/{k}", v, step)
+            bar.set_postfix(loss=f"{loss_sum:.3f}")
+
+        if step % cfg.run.checkpoint_every == 0 or step == sched.steps:
+            _checkpoint(run_dir, step, model, teacher if phase == "teacher" else None, optimizer,
+                        batches, center, nonfinite_in_row, skipped, cfg, dist)
+        if stop_after is not None and steps_this_call >= stop_after and step < sched.steps:
+            bar.close()
+            _close(writer, metrics_file)
+            return run_dir  # "preempted": no final folder
+
+    bar.close()
+    _close(writer, metrics_file)
+    if dist.is_main:
+        _save_final(phase, teacher if phase == "teacher" else model, final, center)
+    barrier(dist)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Models per phase
+
+
+def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
+                       ) -> tuple[nn.Module, SpeakerModel | None, DINOCenter | None]:
+    """(trainable model, teacher, centre) for ``phase``, initialised from earlier phases.
+
+    content: a HuBERTBaseline (from the previous iteration if given); teacher: a SpeakerModel
+    student and its EMA copy; phase1: JOOCI with frontend + Content (+ cluster heads) from the
+    content model, the DINO head from the teacher's, Content frozen; phase2: JOOCI from phase 1,
+    everything trainable. The teacher of phases 1-2 is frozen.
+    """
+    from jooci import hub
+
+    m = cfg.model
+    if phase == "content":
+        model = HuBERTBaseline(BaselineConfig(m.frontend, m.content, m.clusters))
+        if inputs.init is not None:
+            model.load_state_dict(hub.load(inputs.init).state_dict())
+        return model, None, None
+    if phase == "teacher":
+        student = SpeakerModel(cfg.teacher)
+        teacher = copy.deepcopy(student)
+        teacher.requires_grad_(False)
+        return student, teacher, DINOCenter(cfg.teacher.head.out_dim, cfg.losses.center_momentum)
+
+    if inputs.teacher is None:
+        raise ValueError(f"phase {phase} needs a teacher (run the teacher phase or set run.teacher_init)")
+    teacher, center = load_teacher(inputs.teacher, cfg)
+    teacher.requires_grad_(False)
+    model = JOOCI(m)
+    if phase == "phase1":
+        if inputs.init is None:
+            raise ValueError("phase1 needs the content model to start from")
+        content = hub.load(inputs.init)
+        for name in ("frontend", "content", "cluster_heads"):
+            getattr(model, name).load_state_dict(getattr(content, name).state_dict())
+        model.dino_head.load_state_dict(teacher.head.state_dict())
+        for name in ("frontend", "content", "cluster_heads"):
+            getattr(model, name).requires_grad_(False)  # frozen, and so left out of the optimizer
+    else:
+        if inputs.init is None:
+            raise ValueError("phase2 needs the phase-1 model to start from")
+        model.load_state_dict(hub.load(inputs.init).state_dict())
+    if model.mel_decoder is not None and cfg.losses.reconstruction == 0:
+        model.mel_decoder.requires_grad_(False)  # built but unused: keep DDP from waiting for it
+    return model, teacher, center
+
+
+def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerModel, DINOCenter]:
+    """A teacher folder written by the teacher phase (``config.json`` + ``model.safetensors``,
+    whose ``center`` tensor is the DINO centre the teacher finished with), in eval mode."""
+    from safetensors.torch import load_file
+
+    from jooci.configio import from_dict
+    from jooci.models.speaker import SpeakerConfig
+
+    path = Path(path)
+    meta = json.loads((path / "config.json").read_text())
+    if meta.get("model_type") != "speaker":
+        raise ValueError(f"{path}: not a speaker (teacher) model folder")
+    tcfg = from_dict(SpeakerConfig, meta["config"])
+    if tcfg != cfg.teacher:
+        raise ValueError(f"{path}: the teacher's architecture differs from the config's teacher section")
+    model = SpeakerModel(tcfg)
+    tensors = load_file(str(path / "model.safetensors"))
+    center = DINOCenter(tcfg.head.out_dim, momentum=1.0)
+    if "center" in tensors:
+        center.center.copy_(tensors.pop("center").reshape(1, -1))
+    model.load_state_dict(tensors)
+    return model.eval(), center
+
+
+def _save_final(phase: Phase, model: nn.Module, final: Path, center: DINOCenter | None) -> None:
+    from jooci import hub
+
+    tmp = final.with_name(final.name + ".tmp")
+    if phase == "teacher":
+        from safetensors.torch import save_file
+
+        tmp.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors["center"] = center.center.detach().cpu().reshape(-1).contiguous()
+        save_file(tensors, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1,
+                                                     "config": to_dict(model.cfg)}, indent=1))
+    else:
+        hub.save_pretrained(model, tmp)
+    if final.exists():
+        import shutil
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and labels
+
+
+def pretraining_manifest(cfg: PretrainConfig, run_dir: Path, dist: DistInfo) -> list[Utterance]:
+    """The union of ``cfg.data.manifests`` (in order), written once to ``run_dir/manifest.jsonl``
+    so the labels and every later phase refer to one list."""
+    path = run_dir / "manifest.jsonl"
+    if dist.is_main and not path.exists():
+        utts = []
+        for name in cfg.data.manifests:
+            utts += read_manifest(Path(cfg.data.corpus) / name)
+        write_manifest(utts, path)
+    barrier(dist)
+    return read_manifest(path, check_durations=False)
+
+
+def _load_labels(cfg: PretrainConfig, labels_dir: Path | None, utts: list[Utterance]):
+    from jooci.targets.pipeline import load_targets
+
+    if labels_dir is None:
+        raise ValueError("masked prediction needs labels: run `jooci targets` and pass the folder")
+    ks = cfg.model.clusters.num_clusters
+    by_k = load_targets(labels_dir, utts, ks)
+    names = tuple(f"k{k}" for k in ks)
+    return names, {f"k{k}": by_k[k] for k in ks}
+
+
+class _Stream:
+    """Batches forever, epoch after epoch, counting how many of this epoch the loop consumed:
+    with DataLoader workers prefetching, that count (not the sampler's) is the resume point."""
+
+    def __init__(self, loader, sampler):
+        self.loader, self.sampler = loader, sampler
+        self.consumed = sampler.state_dict()["position"]
+        self._it = iter(loader)
+
+    def __next__(self) -> Batch:
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self.sampler.set_epoch(self.sampler.epoch + 1)
+            self.consumed = 0
+            self._it = iter(self.loader)
+            batch = next(self._it)
+        self.consumed += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return self.sampler.state_dict(position=self.consumed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation
+
+
+def _optimizer(cfg: PretrainConfig, model: nn.Module, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; no weight decay on biases and norms (1-D tensors)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=0.0, betas=cfg.optim.betas, eps=cfg.optim.eps,
+                             fused=device.type == "cuda")
+
+
+def _lr(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up to ``peak``, then linear decay to 0 at ``total`` (fairseq polynomial, power 1)."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 1009 + rank) % (2**63 - 1)
+
+
+def _autocast(cfg: PretrainConfig, device: torch.device):
+    precision = cfg.run.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+class _no_sync:
+    """DDP's ``no_sync`` on all but the last micro-batch (a no-op without DDP)."""
+
+    def __init__(self, module: nn.Module, sync: bool):
+        self.ctx = module.no_sync() if isinstance(module, DDP) and not sync else None
+
+    def __enter__(self):
+        return self.ctx.__enter__() if self.ctx else None
+
+    def __exit__(self, *exc):
+        return self.ctx.__exit__(*exc) if self.ctx else False
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and logging
+
+
+def _checkpoint(run_dir: Path, step: int, model: nn.Module, teacher: nn.Module | None, optimizer,
+                batches: _Stream, center: DINOCenter | None, nonfinite_in_row: int, skipped: int,
+                cfg: PretrainConfig, dist: DistInfo) -> None:
+    # Every rank's RNG differs (dropout); gather them so each rank resumes with its own.
+    states: list[Any] = [rng_state()]
+    if dist.distributed:
+        gathered: list[Any] = [None] * dist.world_size
+        torch.distributed.all_gather_object(gathered, states[0])
+        states = gathered
+    if dist.is_main:
+        modules: dict[str, Any] = {"model": model}
+        if teacher is not None:
+            modules["teacher"] = teacher
+        state = {"optimizer": optimizer.state_dict(), "sampler": batches.state_dict(),
+                 "rng": states if dist.distributed else states[0], "nonfinite_in_row": nonfinite_in_row,
+                 "skipped": skipped}
+        if center is not None:
+            state["center"] = center.state_dict()
+        save_checkpoint(run_dir, step, modules, state, keep=cfg.run.keep_checkpoints)
+    barrier(dist)
+
+
+def _tensorboard(run_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _close(writer, metrics_file) -> None:
+    if writer is not None:
+        writer.close()
+    if metrics_file is not None:
+        metrics_file.close()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, initial: int, phase: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"pretrain {phase}", unit="step", dynamic_ncols=True)

@@ -1,0 +1,124 @@
+"""The whole pretraining recipe as one resumable run, and the ``jooci pretrain`` command.
+
+``jooci pretrain --config C --out RUN --all`` runs, each stage in its own folder and skipped when
+already finished (so an interrupted run is simply started again)::
+
+    RUN/manifest.jsonl   the pretraining audio (union of data.manifests)
+    RUN/targets-1        k-means on MFCC                      (jooci targets)
+    RUN/content-1        Content iteration 1 = HuBERT-style baseline, iteration 1
+    RUN/targets-2        k-means on a middle layer of content-1
+    RUN/content-2        Content iteration 2 (starts from content-1)  -> the baseline
+    RUN/teacher          the RDINO speaker teacher (unless run.teacher_init is given)
+    RUN/phase1           JOOCI, Other encoder only, Content frozen
+    RUN/phase2           JOOCI, everything jointly
+    RUN/final            the JOOCI model (save_pretrained folder)
+    RUN/baseline         the baseline model (the last Content iteration)
+
+``--phase P`` runs one stage with its inputs named on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from jooci.configio import ConfigError
+from jooci.train.config import PHASES, PretrainConfig, load_config
+from jooci.train.distributed import DistInfo, barrier, init_distributed, shutdown
+from jooci.train.loop import FINAL, PhaseInputs, pretraining_manifest, train_phase
+
+log = logging.getLogger(__name__)
+
+
+def make_stage_targets(cfg: PretrainConfig, manifest: Path, out: Path, dist: DistInfo,
+                       model: Path | None = None, layer: int | None = None, progress: bool = True) -> Path:
+    """k-means targets for every label set of ``cfg.model.clusters`` (MFCC, or ``layer`` of
+    ``model``), made on rank 0 while the others wait; skipped when finished."""
+    from jooci.targets.pipeline import PROVENANCE, TargetsConfig, make_targets
+    from jooci.targets.sources import mfcc_source, model_source
+
+    if dist.is_main and not (out / PROVENANCE).exists():
+        source = mfcc_source() if model is None else model_source(model, layer, device=dist.device)
+        tcfg = TargetsConfig(ks=cfg.model.clusters.num_clusters, fraction=cfg.targets.fraction,
+                             seed=cfg.run.seed, niter=cfg.targets.niter, backend=cfg.targets.backend)
+        make_targets(manifest, out, source, tcfg, progress=progress)
+    barrier(dist)
+    return out
+
+
+def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, progress: bool = True) -> Path:
+    """Every stage, in order, skipping finished ones. Returns ``RUN/final``."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    pretraining_manifest(cfg, run, dist)
+    manifest = run / "manifest.jsonl"
+    n_iter = cfg.schedule.content_iterations
+    labels = make_stage_targets(cfg, manifest, run / "targets-1", dist, progress=progress)
+    content = None
+    for it in range(1, n_iter + 1):
+        if it > 1:
+            layer = cfg.targets.iteration2_layer or max(1, cfg.model.content.transformer.num_layers // 2)
+            labels = make_stage_targets(cfg, manifest, run / f"targets-{it}", dist, model=content,
+                                        layer=layer, progress=progress)
+        content = train_phase(cfg, "content", run / f"content-{it}", PhaseInputs(labels=labels, init=content),
+                              dist, manifest=manifest, progress=progress)
+    teacher = Path(cfg.run.teacher_init) if cfg.run.teacher_init else train_phase(
+        cfg, "teacher", run / "teacher", PhaseInputs(), dist, manifest=manifest, progress=progress)
+    p1 = train_phase(cfg, "phase1", run / "phase1", PhaseInputs(labels=labels, init=content, teacher=teacher),
+                     dist, manifest=manifest, progress=progress)
+    p2 = train_phase(cfg, "phase2", run / "phase2", PhaseInputs(labels=labels, init=p1, teacher=teacher),
+                     dist, manifest=manifest, progress=progress)
+    if dist.is_main:
+        for src, name in ((p2, FINAL), (content, "baseline")):
+            dst = run / name
+            if not (dst / "config.json").exists():
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst)
+    barrier(dist)
+    return run / FINAL
+
+
+def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: the tiny preset)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every stage: targets, content iterations, teacher, phase 1, phase 2")
+    which.add_argument("--phase", choices=PHASES, help="one stage")
+    p.add_argument("--manifest", type=Path, default=None, help="--phase: pretraining manifest (default: data.manifests)")
+    p.add_argument("--labels", type=Path, default=None, help="--phase content/phase1/phase2: `jooci targets` folder")
+    p.add_argument("--init", type=Path, default=None, help="--phase: model folder to start from")
+    p.add_argument("--teacher", type=Path, default=None, help="--phase phase1/phase2: teacher folder")
+    p.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue from it "
+                   "(runs always resume automatically when one is there)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. schedule.phase2.steps=500")
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"jooci pretrain: error: {e}", file=sys.stderr)
+        return 2
+    if args.resume:
+        from jooci.train.checkpoint import latest_checkpoint
+
+        folders = [args.out] if args.phase else [args.out, *(d for d in args.out.glob("*") if d.is_dir())]
+        if not any(latest_checkpoint(f) or (f / FINAL / "config.json").exists() for f in folders):
+            print(f"jooci pretrain: error: --resume given but {args.out} holds no checkpoint", file=sys.stderr)
+            return 2
+    dist = init_distributed(cfg.run.device)
+    try:
+        if args.all:
+            final = run_all(cfg, args.out, dist)
+        else:
+            final = train_phase(cfg, args.phase, args.out, PhaseInputs(args.labels, args.init, args.teacher), dist,
+                                manifest=args.manifest)
+    finally:
+        shutdown(dist)
+    if dist.is_main:
+        print(f"model: {final}")
+    return 0

@@ -1,0 +1,227 @@
+"""One function per training phase: model(s) + batch + step context -> loss and metrics.
+
+No I/O, no optimizer, no backward: the loop (:mod:`jooci.train.loop`) does those. Each function
+reads top to bottom as the phase's recipe:
+
+- :func:`content_step`: HuBERT-style multi-cluster masked prediction (the Content iterations, and
+  the whole of the baseline);
+- :func:`teacher_step`: the RDINO recipe for the speaker teacher (DINO between an EMA teacher and
+  the student over multi-crop log-mel views, plus the variance/covariance regulariser);
+- :func:`phase1_step`: the Other encoder alone (Content frozen) — distillation from the frozen
+  teacher (with its final, fixed DINO centre) and the gradient-reversal content adversary;
+- :func:`phase2_step`: everything jointly — masked prediction + distillation + adversary.
+
+Randomness (masks, crops) comes only from ``ctx.generator``, which the loop seeds per step and
+rank, so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from jooci.data.dataset import Batch
+from jooci.features import log_mel
+from jooci.losses.dino import DINOCenter, View, dino_loss, multi_crop, rdino_regularizer
+from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
+from jooci.losses.regularizer import adversary_loss, reconstruction_loss
+from jooci.models._util import padding_mask as make_padding_mask
+from jooci.models.baseline import HuBERTBaseline
+from jooci.models.jooci import JOOCI
+from jooci.models.speaker import SpeakerModel
+from jooci.train.config import LossConfig
+
+Reduce = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides models and batch.
+
+    label_names: batch label keys in the order of the model's label sets.
+    grl_lambda: gradient-reversal strength now (DANN ramp, computed by the loop).
+    rdino_weight: the RDINO regulariser's weight now (teacher phase).
+    reduce: sum over processes (None in a single process), for the DINO centre.
+    """
+
+    losses: LossConfig
+    generator: torch.Generator
+    label_names: tuple[str, ...] = ()
+    grl_lambda: float = 1.0
+    rdino_weight: float = 0.0
+    reduce: Reduce | None = None
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor  # the scalar to back-propagate
+    metrics: dict[str, float] = field(default_factory=dict)  # the loss terms and accuracies, for logging
+
+
+# ---------------------------------------------------------------------------------------------
+# The four phases
+
+
+def content_step(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) -> StepOutput:
+    """Multi-cluster masked prediction on the Content encoder (HuBERT iteration)."""
+    c = ctx.losses
+    mask, pad = _span_mask(model, batch, ctx)
+    if isinstance(model, JOOCI):  # the Content iterations of JOOCI itself train no Other part
+        raise TypeError("content_step trains a HuBERTBaseline; JOOCI's joint step is phase2_step")
+    out = model(batch.waveforms, batch.lengths, mask)
+    targets = _targets(batch, ctx.label_names, mask.shape[1])
+    mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
+    loss = c.mpl * mpl.loss + c.feature_penalty * out.features_penalty
+    metrics = {"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item(),
+               "masked_fraction": float(mask.sum() / (~pad).sum())}
+    metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
+    return StepOutput(loss, metrics)
+
+
+def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCenter, batch: Batch,
+                 ctx: StepContext) -> StepOutput:
+    """RDINO: the student on every crop learns the EMA teacher's centred, sharpened outputs on the
+    global crops; the variance/covariance regulariser keeps the head features from collapsing."""
+    c = ctx.losses
+    views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
+    n_global = c.crops.n_global
+    with torch.no_grad():
+        _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
+    s_features, s_logits = _speaker_views(student, views, n_global)
+    distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
+                        teacher_temp=c.teacher_temp)
+    reg = rdino_regularizer(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
+    loss = distill + ctx.rdino_weight * reg.loss
+    center.update(t_logits, ctx.reduce)
+    return StepOutput(loss, {"distill": distill.item(), "rdino_reg": reg.loss.item(),
+                             "rdino_std": reg.std.item(), "rdino_cov": reg.cov.item(),
+                             "rdino_weight": ctx.rdino_weight})
+
+
+def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch,
+                ctx: StepContext) -> StepOutput:
+    """The Other encoder alone: distillation from the frozen teacher + the content adversary.
+
+    The frontend and Content encoder are frozen by the loop (requires_grad off, not in the
+    optimizer); nothing here can reach them anyway, since split-and-append detaches.
+    """
+    c = ctx.losses
+    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda)
+    terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
+    loss = c.distill * terms["distill"] + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"]
+    return StepOutput(loss, metrics)
+
+
+def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch,
+                ctx: StepContext) -> StepOutput:
+    """Joint training: masked prediction on Content, distillation + adversary on Other (1 : 1 : 1)."""
+    c = ctx.losses
+    mask, pad = _span_mask(model, batch, ctx)
+    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda)
+    targets = _targets(batch, ctx.label_names, mask.shape[1])
+    mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
+    terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
+                                  out.padding_mask, mel=out.mel)
+    loss = (c.mpl * mpl.loss + c.feature_penalty * out.features_penalty + c.distill * terms["distill"]
+            + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
+    metrics.update({"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item()})
+    metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
+    return StepOutput(loss, metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch, ctx: StepContext,
+                 regulariser_logits: Tensor, pad: Tensor, mel: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """Distillation over multi-crop views, the adversary on the full batch, optional reconstruction."""
+    c = ctx.losses
+    views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
+    n_global = c.crops.n_global
+    with torch.no_grad():
+        _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
+    s_logits = []
+    for group in (views[:n_global], views[n_global:]):  # globals together, locals together
+        if group:
+            wav, lengths = _stack(group)
+            o = model.forward_other(wav, lengths, grl_lambda=ctx.grl_lambda)
+            s_logits += list(o.dino.logits.split(batch.waveforms.shape[0]))
+    # The frozen teacher comes with the centre it finished training with; it stays fixed here, so
+    # the targets do not drift (centering fights collapse of a *learning* teacher, not needed now).
+    distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
+                        teacher_temp=c.teacher_temp)
+
+    name = ctx.label_names[model.cfg.regulariser_label_set]
+    adv_targets = _align(batch.labels[name], regulariser_logits.shape[1])
+    adv = adversary_loss(regulariser_logits, adv_targets, pad)
+
+    recon = regulariser_logits.new_zeros(())
+    if mel is not None and c.reconstruction > 0:
+        target, _ = log_mel(batch.waveforms, batch.lengths, rate=50, num_mel_bins=mel.shape[-1])
+        t = min(target.shape[1], mel.shape[1])
+        recon = reconstruction_loss(mel[:, :t], target[:, :t].to(mel.device), pad[:, :t])
+    metrics = {"distill": distill.item(), "adversary": adv.loss.item(), "adversary_acc": adv.accuracy,
+               "grl_lambda": ctx.grl_lambda}
+    if mel is not None:
+        metrics["reconstruction"] = recon.item()
+    return {"distill": distill, "adversary": adv.loss, "reconstruction": recon}, metrics
+
+
+def _speaker_views(model: SpeakerModel, views: list[View], n_global: int) -> tuple[list[Tensor], list[Tensor]]:
+    """The speaker model on each view's 100 Hz log-mel (globals stacked into one batch, locals
+    into another): per view, the DINO head's features (B, F) and prototype logits (B, K)."""
+    features, logits = [], []
+    for group in (views[:n_global], views[n_global:]):
+        if not group:
+            continue
+        wav, lengths = _stack(group)
+        mel, frames = log_mel(wav, lengths, rate=100)
+        out = model(mel.to(wav.device), frames.to(wav.device))
+        b = group[0].waveforms.shape[0]
+        features += list(out.head.features.split(b))
+        logits += list(out.head.logits.split(b))
+    return features, logits
+
+
+def _stack(views: list[View]) -> tuple[Tensor, Tensor]:
+    """Views of one kind as one padded batch: (V*B, L_max) and (V*B,) lengths."""
+    width = max(v.waveforms.shape[1] for v in views)
+    wav = torch.cat([torch.nn.functional.pad(v.waveforms, (0, width - v.waveforms.shape[1])) for v in views])
+    return wav, torch.cat([v.lengths for v in views])
+
+
+def _span_mask(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) -> tuple[Tensor, Tensor]:
+    c = ctx.losses
+    frames = model.frame_lengths(batch.lengths)
+    total = int(model.frame_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
+    pad = make_padding_mask(frames, total)
+    mask = compute_span_mask((len(batch), total), pad, c.mask_prob, c.mask_length,
+                             generator=ctx.generator, min_masks=c.min_masks, device=batch.waveforms.device)
+    return mask, pad
+
+
+def _targets(batch: Batch, names: tuple[str, ...], frames: int) -> list[Tensor]:
+    missing = [n for n in names if n not in batch.labels]
+    if missing:
+        raise KeyError(f"batch has no labels {missing}; it has {sorted(batch.labels)}")
+    return [_align(batch.labels[n], frames) for n in names]
+
+
+def _align(labels: Tensor, frames: int) -> Tensor:
+    """Labels (B, T_lab) cut or padded (with the ignore index) to the model's T frames: the label
+    pipeline guarantees per-utterance counts within one frame of the CNN's."""
+    if labels.shape[1] >= frames:
+        return labels[:, :frames]
+    return torch.nn.functional.pad(labels, (0, frames - labels.shape[1]), value=IGNORE_INDEX)
+
+
+def _per_set(prefix: str, losses: list[Tensor], accs: list[float], names: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for name, loss, acc in zip(names, losses, accs):
+        out[f"{prefix}/{name}"] = loss.item()
+        out[f"{prefix}_acc/{name}"] = acc
+    return out
