@@ -90,6 +90,28 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return run_pretrain(args)
 
 
+def _add_extract(p: argparse.ArgumentParser) -> None:
+    from jooci.models.extract import add_extract_arguments
+
+    add_extract_arguments(p)
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from jooci.audio import AudioError
+    from jooci.data.manifest import ManifestError
+    from jooci.hub import CheckpointError
+    from jooci.models.extract import run_extract
+
+    try:
+        summary = run_extract(args)
+    except (AudioError, ManifestError, CheckpointError, ValueError) as e:
+        print(f"jooci extract: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{summary.num_utterances} utterances, {summary.num_frames} frames, layers {summary.layers} "
+          f"-> {summary.out_dir} ({len(summary.shards)} shard(s), {len(summary.skipped)} file(s) skipped)")
+    return 0
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
@@ -118,6 +140,7 @@ COMMANDS = {
     "prepare": ("scan a LibriSpeech, VoxCeleb1 or IEMOCAP tree into manifests", _add_prepare, _run_prepare),
     "targets": ("k-means targets for masked prediction, and their quality (purity, PNMI)", _add_targets, _run_targets),
     "pretrain": ("pretrain JOOCI and the HuBERT-style baseline (one phase, or --all)", _add_pretrain, _run_pretrain),
+    "extract": ("write hidden states of a model for every utterance of a manifest, in shards", _add_extract, _run_extract),
     "demo": ("run the whole pipeline on the embedded corpus", _add_demo, _run_demo),
 }
 

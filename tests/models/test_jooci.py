@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from jooci.models import JOOCI, HuBERTBaseline, JOOCIConfig, baseline_config, jooci_config, speaker_config
-from jooci.models._config import ConfigError
+from jooci.configio import ConfigError
 from jooci.models.heads import MelDecoderConfig
 from jooci.models.jooci import parameter_breakdown, print_parameter_breakdown
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from jooci.models._config import config_from_dict, config_to_dict
+from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
 from jooci.models.frontend import ConvFrontend, FrontendConfig

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from jooci.models._config import config_from_dict, config_to_dict
+from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
 from jooci.models._util import check_lengths
 from jooci.models.heads import DINOHead, DINOHeadConfig, DINOHeadOutput
 from jooci.models.res2net import (

@@ -163,7 +163,11 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     steps_this_call = 0
     model.train()
     if teacher is not None:
-        teacher.eval()
+        # The EMA teacher of the teacher phase normalises with batch statistics, as DINO's does
+        # (its BatchNorm running statistics would otherwise stay at their initial values, because
+        # the EMA averages parameters only); the frozen teacher of phases 1-2 uses the running
+        # statistics it finished with.
+        teacher.train(phase == "teacher")
     t_last, audio_seconds = time.perf_counter(), 0.0
     while step < sched.steps:
         lr = _lr(step, sched.steps, sched.warmup_steps, sched.lr)
@@ -171,8 +175,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
             group["lr"] = lr
         ctx = S.StepContext(
             losses=cfg.losses, generator=torch.Generator().manual_seed(_step_seed(cfg.run.seed, step, dist.rank)),
-            label_names=label_names, grl_lambda=dann_lambda(step / max(1, sched.steps)),
-            rdino_weight=rdino_w[step], reduce=reduce)
+            seed=cfg.run.seed, step=step, label_names=label_names, grl_lambda=dann_lambda(step / max(1, sched.steps)),
+            rdino_weight=rdino_w[step], reduce=reduce, world_size=dist.world_size)
         loss_sum, metrics_sum = 0.0, {}
         for micro in range(cfg.optim.accumulation):
             batch = next(batches).to(device)

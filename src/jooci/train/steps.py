@@ -11,14 +11,22 @@ reads top to bottom as the phase's recipe:
   teacher (with its final, fixed DINO centre) and the gradient-reversal content adversary;
 - :func:`phase2_step`: everything jointly — masked prediction + distillation + adversary.
 
-Randomness (masks, crops) comes only from ``ctx.generator``, which the loop seeds per step and
-rank, so a resumed run draws exactly what an uninterrupted one would.
+Randomness: each utterance's mask comes from a generator seeded by (seed, step, utterance id,
+crop offset), so masks do not depend on how utterances are grouped into batches or ranks (one
+process with a combined batch draws exactly what two DDP ranks draw); crops come from
+``ctx.generator``, seeded per step and rank. A resumed run draws what an uninterrupted one would.
+
+Under DDP the masked-prediction loss is normalised by the *global* number of masked frames (the
+counts are all-reduced), so the averaged gradient equals that of one process with the combined
+batch, however the masked frames fall on the ranks (torchaudio's HuBERT recipe does the same).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import zlib
 
 import torch
 from torch import Tensor
@@ -48,11 +56,14 @@ class StepContext:
     """
 
     losses: LossConfig
-    generator: torch.Generator
+    generator: torch.Generator  # crops (seeded per step and rank by the loop)
+    seed: int = 0
+    step: int = 0
     label_names: tuple[str, ...] = ()
     grl_lambda: float = 1.0
     rdino_weight: float = 0.0
     reduce: Reduce | None = None
+    world_size: int = 1
 
 
 @dataclass
@@ -74,7 +85,8 @@ def content_step(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) 
     out = model(batch.waveforms, batch.lengths, mask)
     targets = _targets(batch, ctx.label_names, mask.shape[1])
     mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
-    loss = c.mpl * mpl.loss + c.feature_penalty * out.features_penalty
+    mpl_loss, penalty = _global_mean(mpl, out.features_penalty, pad, ctx)
+    loss = c.mpl * mpl_loss + c.feature_penalty * penalty
     metrics = {"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item(),
                "masked_fraction": float(mask.sum() / (~pad).sum())}
     metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
@@ -123,9 +135,10 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda)
     targets = _targets(batch, ctx.label_names, mask.shape[1])
     mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
+    mpl_loss, penalty = _global_mean(mpl, out.features_penalty, pad, ctx)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
                                   out.padding_mask, mel=out.mel)
-    loss = (c.mpl * mpl.loss + c.feature_penalty * out.features_penalty + c.distill * terms["distill"]
+    loss = (c.mpl * mpl_loss + c.feature_penalty * penalty + c.distill * terms["distill"]
             + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
     metrics.update({"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item()})
     metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
@@ -195,13 +208,42 @@ def _stack(views: list[View]) -> tuple[Tensor, Tensor]:
 
 
 def _span_mask(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) -> tuple[Tensor, Tensor]:
+    """(B, T) span mask, one generator per utterance (see the module docstring), and the padding mask."""
     c = ctx.losses
     frames = model.frame_lengths(batch.lengths)
     total = int(model.frame_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
     pad = make_padding_mask(frames, total)
-    mask = compute_span_mask((len(batch), total), pad, c.mask_prob, c.mask_length,
-                             generator=ctx.generator, min_masks=c.min_masks, device=batch.waveforms.device)
+    rows = []
+    for i, uid in enumerate(batch.ids):
+        offset = int(batch.offsets[i]) if len(batch.offsets) else 0
+        g = torch.Generator().manual_seed(_mix(ctx.seed, ctx.step, zlib.crc32(uid.encode()), offset))
+        rows.append(compute_span_mask((1, total), pad[i:i + 1].cpu(), c.mask_prob, c.mask_length,
+                                      generator=g, min_masks=c.min_masks))
+    mask = torch.cat(rows).to(batch.waveforms.device) if rows else pad.new_zeros((0, total))
     return mask, pad
+
+
+def _mix(*values: int) -> int:
+    h = 0
+    for v in values:
+        h = (h * 1_000_003 + int(v)) % (2**61 - 1)
+    return h
+
+
+def _global_mean(mpl, penalty: Tensor, pad: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
+    """The MPL (per label set) and feature penalty as means over the frames of *all* ranks.
+
+    Each rank's means are re-weighted by its share of the global count times the world size; DDP
+    then averages gradients over ranks, which gives the combined batch's gradient exactly. In one
+    process the factors are exactly 1.
+    """
+    if ctx.reduce is None or ctx.world_size == 1:
+        return mpl.loss, penalty
+    local = torch.tensor([*mpl.num_frames, float((~pad).sum())], dtype=torch.float64, device=pad.device)
+    total = ctx.reduce(local.clone()).clamp(min=1)
+    scale = (local * ctx.world_size / total).to(torch.float32)
+    loss = sum(set_loss * scale[i] for i, set_loss in enumerate(mpl.losses))  # equal set weights, as the step
+    return loss, penalty * scale[-1]
 
 
 def _targets(batch: Batch, names: tuple[str, ...], frames: int) -> list[Tensor]:

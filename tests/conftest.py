@@ -1,3 +1,5 @@
+"""Fixtures shared by every test folder."""
+
 import pytest
 
 from jooci.data.manifest import read_manifest, write_manifest

@@ -1,0 +1,167 @@
+"""Upstreams (a jooci model folder, or the ``fbank`` floor) and the on-disk feature cache.
+
+Features are extracted once per model with :func:`jooci.models.extract.extract_to_shards`
+(float16, one ``.npy`` per layer) and reused by every task and every later run. The cache is
+keyed by the model's fingerprint; inside, each extraction run is a *chunk*, and utterances are
+looked up by ``(audio path, num_samples)``, so one file named by several manifests (VoxCeleb1's
+``sid_*`` and ``asv_*`` splits) is extracted once, and a new task only extracts what is missing.
+
+Layout::
+
+    <cache>/<fingerprint>/upstream.json           UpstreamInfo
+    <cache>/<fingerprint>/chunk_0000/paths.json   [[path, num_samples], ...] (row = shard order)
+    <cache>/<fingerprint>/chunk_0000/shard_00000.layerXX.npy, .len, .ids, index.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from jooci.data.manifest import Utterance
+from jooci.features import log_mel
+from jooci.models.extract import extract_to_shards
+from jooci.models.outputs import FeatureOutput
+from jooci.superb.featurizer import UpstreamInfo, layer_names
+
+log = logging.getLogger(__name__)
+
+FBANK = "fbank"
+CACHE_VERSION = 1
+
+
+class FbankUpstream(nn.Module):
+    """The SUPERB FBANK floor: 80-d Kaldi log-mel at 50 Hz (the CNN's frames exactly), no learning,
+    one "layer". Not normalised per utterance: per-utterance CMVN zeroes every utterance's mean,
+    so mean-pooled heads (SID, ER) would see nothing but zeros (SUPERB's FBANK SID accuracy of
+    ~0 % has this look); the heads cope with the log-mel scale themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # extract_to_shards finds the device through a parameter; fbank has none of its own.
+        self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> FeatureOutput:
+        """(B, S) -> one (B, T, 80) state; T as the wav2vec2 CNN would give."""
+        x, n = log_mel(waveforms.cpu(), lengths.cpu() if lengths is not None else None, rate=50)
+        pad = torch.arange(x.shape[1])[None] >= n[:, None]
+        x, n, pad = x.to(waveforms.device), n.to(waveforms.device), pad.to(waveforms.device)
+        return FeatureOutput([x], [x], [], n, pad, None)
+
+
+def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> tuple[nn.Module, UpstreamInfo, str]:
+    """The upstream to evaluate, its description and its cache fingerprint.
+
+    Args:
+        model: ``"fbank"``, a jooci model folder, or a loaded JOOCI / HuBERTBaseline module.
+    """
+    if isinstance(model, str) and model == FBANK:
+        info = UpstreamInfo(FBANK, FBANK, ("fbank",), 1, 0, 80, 0)
+        return FbankUpstream().to(device), info, f"fbank-v{CACHE_VERSION}-raw"
+    if isinstance(model, nn.Module):
+        module, name = model, type(model).__name__
+        h = hashlib.blake2b(digest_size=12)
+        for k, v in sorted(module.state_dict().items()):  # weights and BatchNorm statistics
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        fingerprint = f"{getattr(module, 'model_type', name)}-{h.hexdigest()}"
+    else:
+        from jooci.hub import CONFIG_NAME, WEIGHTS_NAME, load
+
+        d = Path(model)
+        module, name = load(d, map_location=device), d.name
+        w = d / WEIGHTS_NAME
+        h = hashlib.blake2b(digest_size=12)
+        h.update((d / CONFIG_NAME).read_bytes())
+        st = w.stat()
+        h.update(f"{w.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        fingerprint = f"{module.model_type}-{h.hexdigest()}"
+    module.eval()
+    with torch.inference_mode():  # counts and width from one short dummy input
+        out = module.extract_features(torch.zeros(1, 1600, device=next(module.parameters()).device),
+                                      torch.tensor([1600], device=next(module.parameters()).device))
+    n_c, n_o = len(out.content_states), len(out.other_states)
+    upstream = getattr(module, "upstream_modules", None)
+    parts = upstream().values() if upstream else [module]
+    n_params = sum(p.numel() for part in parts for p in part.parameters())
+    info = UpstreamInfo(str(name), str(getattr(module, "model_type", type(module).__name__)),
+                        tuple(layer_names(n_c, n_o)), n_c, n_o, int(out.hidden_states[0].shape[-1]), n_params)
+    return module, info, fingerprint
+
+
+class FeatureBank:
+    """Cached hidden states of one upstream, looked up by utterance.
+
+    ``frames(utt)`` -> ``(L, T, D)`` float16 (a memory-mapped view; L = the layers asked for).
+    """
+
+    def __init__(self, root: Path, layers: Sequence[int]):
+        self.root, self.layers = root, list(layers)
+        self._where: dict[tuple[str, int], tuple[int, int, int]] = {}  # key -> (chunk, start, length)
+        self._arrays: dict[int, list[np.ndarray]] = {}
+        for k, chunk in enumerate(sorted(root.glob("chunk_*"))):
+            if not (chunk / "index.json").is_file():
+                continue  # an interrupted extraction: ignored (and overwritten by the next)
+            paths = json.loads((chunk / "paths.json").read_text())
+            has_shard = (chunk / "shard_00000.len").is_file()  # absent when every file was unreadable
+            lengths = [int(x) for x in (chunk / "shard_00000.len").read_text().split()] if has_shard else []
+            ids = (chunk / "shard_00000.ids").read_text().split() if has_shard else []
+            offsets = np.r_[0, np.cumsum(lengths)]
+            for row, (uid, n) in enumerate(zip(ids, lengths)):
+                p, ns = paths[int(uid)]
+                self._where[(p, int(ns))] = (k, int(offsets[row]), n)
+            if ids:
+                self._arrays[k] = [np.load(chunk / f"shard_00000.layer{i:02d}.npy", mmap_mode="r") for i in self.layers]
+
+    def __contains__(self, utt: Utterance) -> bool:
+        return (utt.path, utt.num_samples) in self._where
+
+    def frames(self, utt: Utterance) -> np.ndarray:
+        """(L, T, D) float16 features of ``utt``."""
+        k, start, n = self._where[(utt.path, utt.num_samples)]
+        return np.stack([a[start:start + n] for a in self._arrays[k]])
+
+    def num_frames(self, utt: Utterance) -> int:
+        return self._where[(utt.path, utt.num_samples)][2]
+
+
+def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterances: Sequence[Utterance],
+                    batch_seconds: float = 60.0, progress: bool = True) -> int:
+    """Extract the utterances the cache under ``root`` lacks (all layers) into a new chunk.
+
+    Returns the number extracted. Unreadable files are skipped by ``extract_to_shards`` (logged,
+    fatal past 5 %); they stay missing and the tasks leave them out.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "upstream.json").write_text(json.dumps(asdict(info), indent=1) + "\n")
+    have = FeatureBank(root, [])
+    todo: dict[tuple[str, int], Utterance] = {}
+    for u in utterances:
+        if u not in have:
+            todo.setdefault((u.path, u.num_samples), u)
+    if not todo:
+        return 0
+    # longest first: batches of similar lengths waste little on padding
+    keys = sorted(todo, key=lambda k: -k[1])
+    k = len(list(root.glob("chunk_*")))
+    chunk = root / f"chunk_{k:04d}"
+    if chunk.exists():
+        shutil.rmtree(chunk)
+    chunk.mkdir()
+    (chunk / "paths.json").write_text(json.dumps([[p, n] for p, n in keys]))
+    utts = [Utterance(id=str(i), path=todo[key].path, num_samples=todo[key].num_samples,
+                      sample_rate=todo[key].sample_rate) for i, key in enumerate(keys)]
+    extract_to_shards(module, utts, chunk, layers=None, batch_seconds=batch_seconds, progress=progress,
+                      shard_size=len(utts) + 1, dtype="float16")
+    return len(utts)
+

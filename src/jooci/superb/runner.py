@@ -1,0 +1,359 @@
+"""``jooci evaluate``: a frozen upstream on the SUPERB-style tasks, one ``results.json`` per model.
+
+The runner owns data and logging; a task owns its head and metric. Steps:
+
+1. load the upstream (a jooci model folder, or ``fbank``) and resolve every task's splits,
+   checking labels and trial lists *before* any extraction;
+2. extract the hidden states of every needed utterance once, into the on-disk cache (float16,
+   one array per layer; reused by later runs and tasks);
+3. per task: LR sweep x epochs on cached features, dev-set selection, test score;
+4. the layer-wise probes (PR, SID), ``results.json`` and ``layer_weights.png``.
+
+Results are reproducible for a seed (same machine, same thread count): heads, batch order and
+crops are seeded per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from jooci.superb.cache import FBANK, FeatureBank, extract_missing, load_upstream
+from jooci.superb.data import DataFolder, TaskDataError, TaskSplits, read_lexicon, task_splits
+from jooci.superb.featurizer import UpstreamInfo
+from jooci.superb.metrics import EER_DEFINITION, P_TARGETS
+from jooci.superb.tasks.common import FeatureView, TaskSettings, run_task
+
+log = logging.getLogger(__name__)
+
+RESULTS_VERSION = 1
+TASKS = ("pr", "asr", "sid", "asv", "er")
+PROBE_TASKS = ("pr", "sid")
+
+
+def default_settings() -> dict[str, TaskSettings]:
+    """Per-task epochs and learning-rate sweeps, sized for seconds per task on a 2-core CPU with
+    cached features (see docs/evaluation.md for the measurements behind them)."""
+    return {
+        "pr": TaskSettings(epochs=30, lrs=(2e-2, 1e-2), batch_frames=4000, eval_every=3),
+        "asr": TaskSettings(epochs=12, lrs=(5e-3,), batch_frames=4000, eval_every=3),
+        "sid": TaskSettings(epochs=60, lrs=(1e-2, 1e-3), batch_frames=4000, eval_every=5),
+        "asv": TaskSettings(epochs=10, lrs=(3e-3,), batch_frames=4000, eval_every=2),
+        "er": TaskSettings(epochs=60, lrs=(1e-2, 1e-3), batch_frames=4000, eval_every=5),
+    }
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run.
+
+    seed: seeds every head, batch order and crop. layers: "all", "content" or "other" hidden
+    states in the weighted sum (DESIGN §2 row 13: all). normalize: LayerNorm each state before
+    the sum. tasks: per-task epochs / LR sweep / batch size. probes: tasks to run the layer-wise
+    probe for (a subset of "pr", "sid"). cache_dir: feature cache (default ``<out>/cache``; share
+    it between runs to extract once). batch_seconds: padded audio per extraction batch.
+    lexicon: CMUdict-style file to derive PR phones from transcripts. er_fold: IEMOCAP session
+    held out for ER. threads: torch threads for extraction (None: leave as is). head_threads:
+    torch threads while heads train (1: their ops are small, and on a shared 2-core machine
+    thread hand-offs made them up to 15x slower than one thread in our measurements).
+    """
+
+    seed: int = 0
+    layers: str = "all"
+    normalize: bool = False
+    tasks: dict[str, TaskSettings] = field(default_factory=default_settings)
+    probes: tuple[str, ...] = PROBE_TASKS
+    cache_dir: str | None = None
+    batch_seconds: float = 60.0
+    lexicon: str | None = None
+    er_fold: int = 1
+    device: str = "cpu"
+    threads: int | None = None
+    head_threads: int | None = 1
+    progress: bool = True
+    tensorboard: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _data_folders(data: str | os.PathLike | dict[str, str | os.PathLike], tasks: list[str]) -> dict[str, DataFolder]:
+    if isinstance(data, dict):
+        missing = [t for t in tasks if t not in data]
+        if missing:
+            raise TaskDataError(f"no data folder given for task(s) {', '.join(missing)}")
+        folders: dict[str, DataFolder] = {}
+        by_path: dict[str, DataFolder] = {}
+        for t in tasks:
+            key = str(Path(data[t]).resolve())
+            folders[t] = by_path.setdefault(key, DataFolder(data[t]))
+        return folders
+    folder = DataFolder(data)
+    return {t: folder for t in tasks}
+
+
+def _build_task(name: str, view: FeatureView, splits: TaskSplits, settings: TaskSettings, info_layers: int,
+                dim: int, normalize: bool):
+    # One literal table from task name to its class (imported here: only the tasks asked for load).
+    from jooci.superb.tasks.asr import ASRTask
+    from jooci.superb.tasks.asv import ASVTask
+    from jooci.superb.tasks.er import ERTask
+    from jooci.superb.tasks.pr import PRTask
+    from jooci.superb.tasks.sid import SIDTask
+
+    cls = {"pr": PRTask, "asr": ASRTask, "sid": SIDTask, "asv": ASVTask, "er": ERTask}[name]
+    return cls(view, splits, settings, info_layers, dim, normalize)
+
+
+def _available(splits: TaskSplits, bank: FeatureBank, task: str) -> TaskSplits:
+    """Drop utterances whose audio could not be read during extraction (logged)."""
+    parts = {}
+    for s in ("train", "dev", "test"):
+        utts = getattr(splits, s)
+        kept = [u for u in utts if u in bank]
+        if len(kept) < len(utts):
+            log.warning("%s: %d %s utterance(s) left out (unreadable audio, see the cache index.json)",
+                        task, len(utts) - len(kept), s)
+        if not kept:
+            raise TaskDataError(f"{task}: no readable {s} utterance ({splits.sources.get(s, s)})")
+        parts[s] = kept
+    trials, dev_trials = splits.trials, splits.dev_trials
+    if trials is not None:
+        have = {u.id for u in parts["test"]}
+        trials = [t for t in trials if t[1] in have and t[2] in have]
+        have_dev = {u.id for u in parts["dev"]}
+        dev_trials = [t for t in (dev_trials or []) if t[1] in have_dev and t[2] in have_dev]
+    return TaskSplits(parts["train"], parts["dev"], parts["test"], trials, dev_trials, splits.sources)
+
+
+def evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dict[str, str | os.PathLike],
+             tasks: list[str] | tuple[str, ...] = TASKS, out_dir: str | os.PathLike = "runs/eval",
+             config: EvalConfig | None = None) -> dict[str, Any]:
+    """Evaluate a frozen upstream on SUPERB-style tasks; writes and returns ``results.json``'s content.
+
+    Args:
+        model: ``"fbank"``, a jooci model folder, or a loaded JOOCI / HuBERTBaseline (kept frozen:
+            only its features are read, in eval mode).
+        data: a manifest folder for every task, or {task: folder} (e.g. LibriSpeech for pr/asr,
+            VoxCeleb1 for sid/asv, IEMOCAP for er).
+        tasks: any of "pr", "asr", "sid", "asv", "er".
+        out_dir: gets ``results.json``, ``layer_weights.png``, ``tensorboard/`` (and ``cache/``
+            unless ``config.cache_dir`` is set).
+        config: :class:`EvalConfig` (defaults if None).
+
+    Raises:
+        TaskDataError: a task's data is missing, lacks its labels, or names unknown utterances.
+        ValueError: an unknown task or layer selection.
+    """
+    cfg = config or EvalConfig()
+    tasks = list(dict.fromkeys(tasks))
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"unknown task(s) {unknown or tasks}; choose from {', '.join(TASKS)}")
+    bad_probes = [p for p in cfg.probes if p not in PROBE_TASKS]
+    if bad_probes:
+        raise ValueError(f"probes must be among {', '.join(PROBE_TASKS)}, got {bad_probes}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(out_dir)
+    t_start = time.perf_counter()
+    timings: dict[str, Any] = {}
+
+    t0 = time.perf_counter()
+    module, info, fingerprint = load_upstream(model if not isinstance(model, os.PathLike) else str(model), cfg.device)
+    selected = info.select(cfg.layers)
+    timings["load_s"] = round(time.perf_counter() - t0, 2)
+
+    # every task's data and labels are checked before the (long) extraction starts
+    folders = _data_folders(data, tasks)
+    lexicon = read_lexicon(cfg.lexicon) if cfg.lexicon else None
+    splits = {t: task_splits(t, folders[t], seed=cfg.seed, lexicon=lexicon, er_fold=cfg.er_fold) for t in tasks}
+
+    out.mkdir(parents=True, exist_ok=True)
+    cache_root = Path(cfg.cache_dir or out / "cache") / fingerprint
+    t0 = time.perf_counter()
+    needed = [u for s in splits.values() for u in s.all()]
+    n_new = extract_missing(module, info, cache_root, needed, cfg.batch_seconds, cfg.progress)
+    timings["extract_s"] = round(time.perf_counter() - t0, 2)
+    timings["extracted_utterances"] = n_new
+    timings["audio_minutes"] = round(sum(u.num_samples / u.sample_rate for u in
+                                         {(u.path, u.num_samples): u for u in needed}.values()) / 60, 2)
+    del module  # the upstream's work is done; tasks only read the cache
+
+    bank = FeatureBank(cache_root, list(range(len(info.layer_names))))
+    threads_before = torch.get_num_threads()
+    if cfg.head_threads:
+        torch.set_num_threads(cfg.head_threads)
+    try:
+        results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings)
+    finally:
+        torch.set_num_threads(threads_before)
+    timings["total_s"] = round(time.perf_counter() - t_start, 2)
+    doc = {
+        "format_version": RESULTS_VERSION,
+        "model": {"name": info.name, "kind": info.kind, "path": str(model) if not isinstance(model, nn.Module) else None,
+                  "num_parameters": info.num_parameters, "layer_names": list(info.layer_names),
+                  "n_content": info.n_content, "n_other": info.n_other, "dim": info.dim, "fingerprint": fingerprint},
+        "data": {t: str(folders[t].root) for t in tasks},
+        "layer_selection": cfg.layers,
+        "selected_layers": [info.layer_names[i] for i in selected],
+        "eer_definition": EER_DEFINITION,
+        "min_dcf_p_targets": list(P_TARGETS),
+        "config": cfg.to_dict(),
+        "tasks": results,
+        "probes": probes,
+        "timings": timings,
+        "threads": {"extraction": threads_before, "heads": cfg.head_threads or threads_before},
+    }
+    _write_json(out / "results.json", doc)
+    if results:
+        from jooci.superb.report import plot_layer_weights
+
+        plot_layer_weights([doc], out / "layer_weights.png")
+    return doc
+
+
+def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
+               selected: list[int], out: Path, timings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every task on cached features, then the probes."""
+    writer = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+    names = [info.layer_names[i] for i in selected]
+    results: dict[str, Any] = {}
+    task_objs: dict[str, Any] = {}
+    timings["tasks_s"] = {}
+    for t in splits:
+        t0 = time.perf_counter()
+        sp = _available(splits[t], bank, t)
+        view = FeatureView(bank, cfg.normalize, selected)
+        task = _build_task(t, view, sp, cfg.tasks[t], len(selected), info.dim, cfg.normalize)
+        result, _ = run_task(task, cfg.tasks[t], cfg.seed, names, (len(sp.train), len(sp.dev), len(sp.test)), writer)
+        results[t] = dataclasses.asdict(result)
+        results[t]["sources"] = sp.sources
+        task_objs[t] = (sp, result)
+        timings["tasks_s"][t] = round(time.perf_counter() - t0, 2)
+        log.info("%s: test %s %.2f (dev %.2f, lr %g) in %.1f s", t, result.metric, result.value, result.dev_value,
+                 result.lr, timings["tasks_s"][t])
+
+    probes = _run_probes(cfg, info, bank, splits, task_objs, timings)
+    if writer is not None:
+        writer.close()
+    return results, probes
+
+
+def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
+                task_objs: dict[str, Any], timings: dict[str, Any]) -> dict[str, Any]:
+    from jooci.superb.probe import probe_classifier, probe_pr
+    from jooci.superb.tasks.pr import PRTask
+    from jooci.superb.tasks.sid import SIDTask
+
+    probes: dict[str, Any] = {}
+    all_layers = list(range(len(info.layer_names)))
+    view = FeatureView(bank, cfg.normalize, all_layers)
+    timings["probes_s"] = {}
+    for p in cfg.probes:
+        if p not in splits:
+            continue  # a probe needs its task's data; it runs only when the task was asked for
+        t0 = time.perf_counter()
+        sp, result = task_objs[p]
+        settings = cfg.tasks[p]
+        if p == "pr":
+            task = PRTask(view, sp, settings, len(all_layers), info.dim, cfg.normalize)
+            probes[p] = probe_pr(task, len(all_layers), settings, result.lr, cfg.seed)
+        else:
+            task = SIDTask(view, sp, settings, len(all_layers), info.dim, cfg.normalize)
+            probes[p] = probe_classifier(task, len(all_layers), settings, result.lr, cfg.seed)
+        probes[p]["layer_names"] = list(info.layer_names)
+        timings["probes_s"][p] = round(time.perf_counter() - t0, 2)
+    return probes
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``jooci evaluate``."""
+    parser.add_argument("--model", required=True, help="jooci model folder (config.json + model.safetensors), "
+                        "or 'fbank' for the log-mel floor")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="manifest folder for every task, or TASK=FOLDER pairs (e.g. pr=libri asr=libri sid=vox1)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
+    parser.add_argument("--out", required=True, help="output folder (results.json, layer_weights.png)")
+    parser.add_argument("--layers", choices=["all", "content", "other"], default="all",
+                        help="hidden states in the weighted sum (default all)")
+    parser.add_argument("--normalize", action="store_true", help="LayerNorm each hidden state before the sum")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", nargs="+", default=None, metavar="TASK=N", help="override epochs, e.g. pr=60")
+    parser.add_argument("--lr", nargs="+", default=None, metavar="TASK=LR[,LR...]",
+                        help="override the LR sweep, e.g. pr=1e-2,3e-3 asv=1e-3")
+    parser.add_argument("--no-probes", action="store_true", help="skip the layer-wise probes")
+    parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
+    parser.add_argument("--lexicon", default=None, help="CMUdict-style lexicon for PR phones from transcripts")
+    parser.add_argument("--er-fold", type=int, default=1, help="IEMOCAP session held out for ER (1-5)")
+    parser.add_argument("--device", default="cpu", help="device for feature extraction")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"{what}: expected TASK=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        if k not in TASKS:
+            raise ValueError(f"{what}: unknown task {k!r} in {item!r}")
+        out[k] = v
+    return out
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``jooci evaluate``: print the per-task results; 2 on bad input."""
+    try:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        data: Any = args.data[0] if len(args.data) == 1 and "=" not in args.data[0] else _pairs(args.data, "--data")
+        settings = default_settings()
+        for k, v in _pairs(args.epochs, "--epochs").items():
+            settings[k] = dataclasses.replace(settings[k], epochs=int(v))
+        for k, v in _pairs(args.lr, "--lr").items():
+            settings[k] = dataclasses.replace(settings[k], lrs=tuple(float(x) for x in v.split(",")))
+        cfg = EvalConfig(seed=args.seed, layers=args.layers, normalize=args.normalize, tasks=settings,
+                         probes=() if args.no_probes else PROBE_TASKS, cache_dir=args.cache, lexicon=args.lexicon,
+                         er_fold=args.er_fold, device=args.device, threads=args.threads,
+                         progress=not args.no_progress)
+        model = args.model if args.model == FBANK else Path(args.model)
+        doc = evaluate(model, data, tasks, args.out, cfg)
+    except (TaskDataError, ValueError) as e:
+        print(f"error: {e}")
+        return 2
+    print(summary_table(doc))
+    return 0
+
+
+def summary_table(doc: dict[str, Any]) -> str:
+    """A short markdown table of one run."""
+    lines = [f"{doc['model']['name']} ({doc['model']['kind']}), layers: {doc['layer_selection']}", "",
+             "| task | metric | test | dev | lr | seconds |", "|---|---|---|---|---|---|"]
+    for t, r in doc["tasks"].items():
+        lines.append(f"| {t} | {r['metric']} | {r['value']:.2f} | {r['dev_value']:.2f} | {r['lr']:g} | {r['seconds']} |")
+    if "asv" in doc["tasks"]:
+        dcf = doc["tasks"]["asv"]["extra"]["min_dcf"]
+        lines.append("\nASV minDCF: " + ", ".join(f"{k} {v:.4f}" for k, v in dcf.items()))
+        lines.append(f"EER: {doc['eer_definition']}")
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""What every task shares: cached features as tensors, batching, and the dev-selected training run.
+
+A task (``pr.py`` ... ``er.py``) owns its head, its loss and its metric; :func:`run_task` owns the
+loop: for each learning rate of the sweep, train the head (Featurizer + task head) for a fixed
+number of epochs, score dev every ``eval_every`` epochs and keep the best dev state; the learning
+rate with the best dev value wins, and only that head is scored on test. The upstream never
+appears: heads read cached features, so it cannot be updated (SUPERB's frozen protocol).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from jooci.data.manifest import Utterance
+from jooci.superb.cache import FeatureBank
+from jooci.superb.featurizer import Featurizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskSettings:
+    """How one task trains: epochs, learning rates to try (best dev wins), batch size in frames
+    (padded, all layers share it), dev scoring cadence."""
+
+    epochs: int
+    lrs: tuple[float, ...]
+    batch_frames: int = 8000
+    eval_every: int = 1
+
+
+@dataclass
+class TaskResult:
+    """One task's outcome; ``value``/``dev_value`` in the metric's unit (see :mod:`jooci.superb.metrics`)."""
+
+    task: str
+    metric: str
+    value: float
+    dev_value: float
+    lr: float
+    lr_sweep: dict[str, float]
+    best_epoch: int
+    epochs: int
+    layer_weights: list[float]
+    layer_names: list[str]
+    num_train: int
+    num_dev: int
+    num_test: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FeatureView:
+    """Cached features of a task's utterances as float32 tensors, normalised once if asked."""
+
+    def __init__(self, bank: FeatureBank, featurizer_normalize: bool, layers: Sequence[int]):
+        self.bank, self.layers = bank, list(layers)
+        self._prep = Featurizer(1, normalize=featurizer_normalize).prepare
+
+    def frames(self, utts: Sequence[Utterance]) -> list[Tensor]:
+        """One (L, T_i, D) float32 tensor per utterance (L = the selected layers)."""
+        return [self._prep(torch.from_numpy(self.bank.frames(u)[self.layers])) for u in utts]
+
+    def pooled(self, utts: Sequence[Utterance]) -> Tensor:
+        """(N, L, D) per-layer means over each utterance's frames (mean pooling commutes with the
+        weighted sum, so utterance-level heads train on these, not on frames)."""
+        return torch.stack([f.mean(dim=1) for f in self.frames(utts)])
+
+
+@dataclass
+class FrameBatch:
+    """Padded frames (L, B, T, D), lengths (B,), row indices into the split, and per-task targets."""
+
+    x: Tensor
+    lengths: Tensor
+    rows: list[int]
+
+
+def frame_batches(frames: Sequence[Tensor], batch_frames: int) -> list[FrameBatch]:
+    """Group utterances of similar length (sorted) into padded batches of at most ``batch_frames``
+    padded frames each (at least one utterance per batch)."""
+    order = sorted(range(len(frames)), key=lambda i: frames[i].shape[1])
+    batches, cur = [], []
+    for i in order:
+        longest = max([frames[j].shape[1] for j in cur] + [frames[i].shape[1]])
+        if cur and longest * (len(cur) + 1) > batch_frames:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    out = []
+    for rows in batches:
+        t = max(frames[i].shape[1] for i in rows)
+        L, _, D = frames[rows[0]].shape
+        x = torch.zeros(L, len(rows), t, D)
+        for b, i in enumerate(rows):
+            x[:, b, : frames[i].shape[1]] = frames[i]
+        out.append(FrameBatch(x, torch.tensor([frames[i].shape[1] for i in rows]), rows))
+    return out
+
+
+def shuffled(items: Sequence[Any], gen: torch.Generator) -> Iterator[Any]:
+    for i in torch.randperm(len(items), generator=gen).tolist():
+        yield items[i]
+
+
+def padding_mask(lengths: Tensor, t: int) -> Tensor:
+    """(B, T) True at padding."""
+    return torch.arange(t)[None, :] >= lengths[:, None]
+
+
+class Task(Protocol):
+    """What :func:`run_task` needs from a task."""
+
+    name: str
+    metric: str
+    higher_is_better: bool
+
+    def build_head(self) -> nn.Module: ...  # has a ``featurizer`` attribute
+
+    def train_batches(self, gen: torch.Generator) -> Iterator[Any]: ...
+
+    def loss(self, head: nn.Module, batch: Any) -> Tensor: ...
+
+    def evaluate(self, head: nn.Module, split: str) -> tuple[float, dict[str, Any]]: ...
+
+
+def _better(a: float, b: float | None, higher: bool) -> bool:
+    return b is None or (a > b if higher else a < b)
+
+
+def train_head(task: Task, settings: TaskSettings, lr: float, seed: int,
+               writer: Any = None) -> tuple[nn.Module, float, int]:
+    """Train one head at one learning rate; returns it at its best dev epoch, that dev value and epoch."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    head = task.build_head()
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    best, best_state, best_epoch, step = None, None, 0, 0
+    for epoch in range(1, settings.epochs + 1):
+        head.train()
+        for batch in task.train_batches(gen):
+            loss = task.loss(head, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(head.parameters(), 5.0)  # CTC's first steps can spike
+            opt.step()
+            step += 1
+            if writer is not None:
+                writer.add_scalar(f"{task.name}/lr{lr:g}/loss", loss.item(), step)
+        if epoch % settings.eval_every == 0 or epoch == settings.epochs:
+            head.eval()
+            with torch.no_grad():
+                dev, _ = task.evaluate(head, "dev")
+            if writer is not None:
+                writer.add_scalar(f"{task.name}/lr{lr:g}/dev_{task.metric}", dev, epoch)
+            if not math.isfinite(dev):
+                continue
+            if _better(dev, best, task.higher_is_better):
+                best, best_epoch = dev, epoch
+                best_state = copy.deepcopy(head.state_dict())
+    if best_state is None:  # every dev value non-finite: keep the last state, report it
+        return head.eval(), float("nan"), settings.epochs
+    head.load_state_dict(best_state)
+    return head.eval(), float(best), best_epoch
+
+
+def run_task(task: Task, settings: TaskSettings, seed: int, layer_names: list[str],
+             counts: tuple[int, int, int], writer: Any = None) -> tuple[TaskResult, nn.Module]:
+    """The LR sweep with dev-set selection, then the test score of the selected head."""
+    t0 = time.perf_counter()
+    sweep: dict[str, float] = {}
+    chosen: tuple[nn.Module, float, int, float] | None = None
+    for lr in settings.lrs:
+        head, dev, epoch = train_head(task, settings, lr, seed, writer)
+        sweep[f"{lr:g}"] = dev
+        log.info("%s: lr %g -> dev %s %.3f (epoch %d)", task.name, lr, task.metric, dev, epoch)
+        if chosen is None or (math.isfinite(dev) and (not math.isfinite(chosen[1]) or
+                                                       _better(dev, chosen[1], task.higher_is_better))):
+            chosen = (head, dev, epoch, lr)
+    assert chosen is not None, "settings.lrs is empty"
+    head, dev, epoch, lr = chosen
+    with torch.no_grad():
+        value, extra = task.evaluate(head, "test")
+    result = TaskResult(task.name, task.metric, float(value), float(dev), lr, sweep, epoch, settings.epochs,
+                        head.featurizer.layer_weights(), list(layer_names), *counts,
+                        seconds=round(time.perf_counter() - t0, 2), extra=extra)
+    return result, head
+
+
+def greedy_ctc(log_probs: Tensor, lengths: Tensor, blank: int = 0) -> list[list[int]]:
+    """Best-path CTC decoding: argmax per frame, merge repeats, drop blanks. (B, T, V) -> ids."""
+    best = log_probs.argmax(-1).cpu().numpy()
+    out = []
+    for b, n in enumerate(lengths.tolist()):
+        seq = best[b, :n]
+        keep = np.r_[True, seq[1:] != seq[:-1]] & (seq != blank)
+        out.append(seq[keep].tolist())
+    return out

@@ -1,0 +1,128 @@
+"""Training: every phase learns, resume is exact, phase 1 freezes Content, configs are strict."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from jooci import hub
+from jooci.configio import ConfigError
+from jooci.targets.pipeline import TargetsConfig, make_targets
+from jooci.targets.sources import mfcc_source
+from jooci.train.config import load_config
+from jooci.train.distributed import DistInfo
+from jooci.train.loop import PhaseInputs, train_phase
+
+STEPS = 24
+
+
+def _cfg(corpus: Path, *extra: str):
+    return load_config(None, [
+        f"data.corpus={corpus}", "data.manifests=[all.jsonl]", "data.batch_seconds=6", "data.crop_seconds=3",
+        *(f"schedule.{p}.steps={STEPS}" for p in ("content", "teacher", "phase1", "phase2")),
+        *(f"schedule.{p}.lr=0.002" for p in ("content", "teacher", "phase1", "phase2")),
+        *(f"schedule.{p}.warmup_steps=2" for p in ("content", "teacher", "phase1", "phase2")),
+        "run.log_every=1", "run.checkpoint_every=1000", *extra])
+
+
+@pytest.fixture(scope="module")
+def run(synth_corpus, tmp_path_factory):
+    """Targets and every phase trained once, in order, on the 1-minute corpus."""
+    root = tmp_path_factory.mktemp("run")
+    cfg = _cfg(synth_corpus)
+    manifest = synth_corpus / "all.jsonl"
+    labels = root / "targets"
+    make_targets(manifest, labels, mfcc_source(), TargetsConfig(ks=cfg.model.clusters.num_clusters, fraction=1.0),
+                 progress=False)
+    d = DistInfo()
+    content = train_phase(cfg, "content", root / "content", PhaseInputs(labels=labels), d, manifest=manifest, progress=False)
+    teacher = train_phase(cfg, "teacher", root / "teacher", PhaseInputs(), d, manifest=manifest, progress=False)
+    p1 = train_phase(cfg, "phase1", root / "phase1", PhaseInputs(labels, content, teacher), d, manifest=manifest, progress=False)
+    p2 = train_phase(cfg, "phase2", root / "phase2", PhaseInputs(labels, p1, teacher), d, manifest=manifest, progress=False)
+    return {"root": root, "cfg": cfg, "manifest": manifest, "labels": labels, "content": content,
+            "teacher": teacher, "phase1": p1, "phase2": p2}
+
+
+def _losses(folder: Path, key: str = "loss") -> list[float]:
+    return [json.loads(line)[key] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("phase", ["content", "teacher", "phase1", "phase2"])
+def test_every_phase_loss_falls(run, phase):
+    losses = _losses(run["root"] / phase)
+    assert len(losses) == STEPS
+    k = STEPS // 4
+    start, end = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    assert end < start, f"{phase}: loss did not fall ({start:.3f} -> {end:.3f})"
+
+
+def test_run_folder_contents(run):
+    for phase in ("content", "phase1", "phase2"):
+        folder = run["root"] / phase
+        assert (folder / "config.yaml").exists() and any((folder / "tensorboard").iterdir())
+        record = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+        assert {"step", "loss", "lr", "grad_norm", "audio_seconds_per_second"} <= record.keys()
+        assert hub.load(folder / "final") is not None
+    rec = json.loads((run["root"] / "phase2" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"mpl", "distill", "adversary", "mpl/k10", "mpl_acc/k20"} <= rec.keys()
+
+
+def test_phase1_freezes_content_and_phase2_trains_both(run):
+    content = hub.load(run["content"]).state_dict()
+    p1 = hub.load(run["phase1"])
+    p2 = hub.load(run["phase2"])
+    for part in ("frontend", "content"):
+        for name, value in getattr(p1, part).state_dict().items():
+            assert torch.equal(value, content[f"{part}.{name}"]), f"phase 1 changed {part}.{name}"
+    changed = lambda a, b: any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    assert changed(p1.content, p2.content) and changed(p1.other, p2.other) and changed(p1.frontend, p2.frontend)
+    fresh_other = type(p1)(p1.cfg).other
+    assert changed(fresh_other, p1.other), "phase 1 trained the Other encoder"
+
+
+@pytest.mark.parametrize("phase", ["content", "teacher", "phase2"])
+def test_resume_is_exact(run, phase, tmp_path):
+    """Stopped after 3 of 6 steps and resumed: steps 4-6 repeat the uninterrupted run's losses."""
+    cfg = _cfg(run["manifest"].parent, *(f"schedule.{p}.steps=6" for p in ("content", "teacher", "phase2")),
+               "run.checkpoint_every=3")
+    inputs = {"content": PhaseInputs(labels=run["labels"]), "teacher": PhaseInputs(),
+              "phase2": PhaseInputs(run["labels"], run["phase1"], run["teacher"])}[phase]
+    d = DistInfo()
+    train_phase(cfg, phase, tmp_path / "straight", inputs, d, manifest=run["manifest"], progress=False)
+    out = train_phase(cfg, phase, tmp_path / "resumed", inputs, d, manifest=run["manifest"], stop_after=3, progress=False)
+    assert not (out / "final").exists() and len(_losses(out)) == 3
+    train_phase(cfg, phase, tmp_path / "resumed", inputs, d, manifest=run["manifest"], progress=False)
+    a, b = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+    assert len(a) == len(b) == 6
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-6, (a, b)
+    sa = hub.load(tmp_path / "straight" / "final").state_dict() if phase != "teacher" else None
+    if sa is not None:
+        sb = hub.load(tmp_path / "resumed" / "final").state_dict()
+        assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa)
+
+
+def test_finished_phase_is_skipped(run):
+    stamp = (run["content"] / "model.safetensors").stat().st_mtime
+    d = DistInfo()
+    assert train_phase(run["cfg"], "content", run["root"] / "content", PhaseInputs(labels=run["labels"]), d,
+                       manifest=run["manifest"], progress=False) == run["content"]
+    assert (run["content"] / "model.safetensors").stat().st_mtime == stamp
+
+
+def test_misspelled_key_is_refused(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("preset: tiny\noptim:\n  clipp: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert "optim.clipp" in str(info.value) and str(p) in str(info.value)
+    with pytest.raises(ConfigError, match="schedule.phase3"):
+        load_config(None, ["schedule.phase3.steps=3"])
+    with pytest.raises(ConfigError, match="model.content.transformer.num_layers: expected"):
+        load_config(None, ["model.content.transformer.num_layers=two"])
+
+
+def test_labels_are_required_and_checked(run, tmp_path):
+    d = DistInfo()
+    with pytest.raises(ValueError, match="needs labels"):
+        train_phase(run["cfg"], "content", tmp_path / "x", PhaseInputs(), d, manifest=run["manifest"], progress=False)
