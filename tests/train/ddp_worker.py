@@ -1,0 +1,82 @@
+"""Run by tests/train/test_ddp.py under torchrun (2 gloo processes) or alone; not a test module.
+
+``python ddp_worker.py step OUT``: one content step on a fixed 4-utterance batch (each of 2 ranks
+takes 2 utterances, a single process takes all 4), then one SGD update; rank 0 saves the
+parameters to OUT.
+
+``python ddp_worker.py nan OUT CORPUS LABELS``: a 4-step content run through the real loop
+where rank 1's loss is NaN at the second step.
+"""
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from jooci.data.dataset import Batch
+from jooci.train import steps as S
+from jooci.train.config import load_config
+from jooci.train.distributed import all_reduce_sum_, init_distributed, shutdown
+from jooci.train.loop import PhaseInputs, PhaseModule, build_phase_models, train_phase
+
+NO_DROPOUT = ["model.content.projection_dropout=0", "model.content.transformer.dropout=0",
+              "model.content.transformer.attention_dropout=0", "model.content.transformer.layerdrop=0"]
+
+
+def fixed_batch() -> Batch:
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([16000, 12000, 14000, 9000])
+    wav = torch.randn(4, 16000, generator=g) * 0.1
+    wav[torch.arange(16000)[None, :] >= lengths[:, None]] = 0
+    labels = {f"k{k}": torch.randint(0, k, (4, 49), generator=g) for k in (10, 20)}
+    return Batch(wav, lengths, [f"u{i}" for i in range(4)], torch.zeros(4, dtype=torch.long), labels)
+
+
+def one_step(out: Path) -> None:
+    dist = init_distributed("cpu")
+    cfg = load_config(None, NO_DROPOUT)
+    torch.manual_seed(0)
+    model, _, _ = build_phase_models(cfg, "content", PhaseInputs())
+    batch = fixed_batch()
+    if dist.distributed:
+        keep = slice(2 * dist.rank, 2 * dist.rank + 2)
+        batch = Batch(batch.waveforms[keep], batch.lengths[keep], batch.ids[keep], batch.offsets[keep],
+                      {k: v[keep] for k, v in batch.labels.items()})
+    module = PhaseModule("content", model, None, None)
+    if dist.distributed:
+        module = DDP(module)
+    ctx = S.StepContext(losses=cfg.losses, generator=torch.Generator().manual_seed(0), seed=0, step=0,
+                        label_names=("k10", "k20"), world_size=dist.world_size,
+                        reduce=(lambda t: all_reduce_sum_(t, dist)) if dist.distributed else None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    module(batch, ctx).loss.backward()
+    opt.step()
+    if dist.is_main:
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out)
+    shutdown(dist)
+
+
+def nan_run(out: Path, corpus: Path, labels: Path) -> None:
+    dist = init_distributed("cpu")
+    real_step = S.content_step
+
+    def step_with_nan(model, batch, ctx):
+        result = real_step(model, batch, ctx)
+        if dist.rank == 1 and ctx.step == 1:
+            result.loss = result.loss * math.nan
+        return result
+
+    S.content_step = step_with_nan
+    cfg = load_config(None, [f"data.corpus={corpus}", "data.manifests=[all.jsonl]", "data.batch_seconds=4",
+                             "schedule.content.steps=4", "run.log_every=1", "run.checkpoint_every=100"])
+    train_phase(cfg, "content", out, PhaseInputs(labels=labels), dist, manifest=corpus / "all.jsonl", progress=False)
+    shutdown(dist)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "step":
+        one_step(Path(sys.argv[2]))
+    else:
+        nan_run(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
