@@ -1,4 +1,9 @@
-"""Training: every phase learns, resume is exact, phase 1 freezes Content, configs are strict."""
+"""Training: every phase learns, resume is exact, phase 1 freezes Content, configs are strict.
+
+The runs train on four utterances, all in every batch: the classic "can it fit a small batch"
+check. On a whole corpus, a few tiny steps are too few for the losses to move past batch-to-batch
+noise, and a DINO loss (teacher phase) first rises while its centre settles.
+"""
 
 import json
 from pathlib import Path
@@ -8,18 +13,19 @@ import torch
 
 from jooci import hub
 from jooci.configio import ConfigError
+from jooci.data.manifest import read_manifest, write_manifest
 from jooci.targets.pipeline import TargetsConfig, make_targets
 from jooci.targets.sources import mfcc_source
 from jooci.train.config import load_config
 from jooci.train.distributed import DistInfo
 from jooci.train.loop import PhaseInputs, train_phase
 
-STEPS = 24
+STEPS = 20
 
 
 def _cfg(corpus: Path, *extra: str):
     return load_config(None, [
-        f"data.corpus={corpus}", "data.manifests=[all.jsonl]", "data.batch_seconds=6", "data.crop_seconds=3",
+        f"data.corpus={corpus}", "data.manifests=[six.jsonl]", "data.batch_seconds=40", "data.crop_seconds=2",
         *(f"schedule.{p}.steps={STEPS}" for p in ("content", "teacher", "phase1", "phase2")),
         *(f"schedule.{p}.lr=0.002" for p in ("content", "teacher", "phase1", "phase2")),
         *(f"schedule.{p}.warmup_steps=2" for p in ("content", "teacher", "phase1", "phase2")),
@@ -30,8 +36,9 @@ def _cfg(corpus: Path, *extra: str):
 def run(synth_corpus, tmp_path_factory):
     """Targets and every phase trained once, in order, on the 1-minute corpus."""
     root = tmp_path_factory.mktemp("run")
+    manifest = synth_corpus / "six.jsonl"
+    write_manifest(read_manifest(synth_corpus / "train.jsonl")[:4], manifest)
     cfg = _cfg(synth_corpus)
-    manifest = synth_corpus / "all.jsonl"
     labels = root / "targets"
     make_targets(manifest, labels, mfcc_source(), TargetsConfig(ks=cfg.model.clusters.num_clusters, fraction=1.0),
                  progress=False)
@@ -48,13 +55,25 @@ def _losses(folder: Path, key: str = "loss") -> list[float]:
     return [json.loads(line)[key] for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("phase", ["content", "teacher", "phase1", "phase2"])
-def test_every_phase_loss_falls(run, phase):
-    losses = _losses(run["root"] / phase)
+@pytest.mark.parametrize("phase,key", [("content", "loss"), ("teacher", "loss"), ("phase1", "loss"),
+                                       ("phase1", "objective"), ("phase2", "objective"), ("phase2", "mpl")])
+def test_every_phase_loss_falls(run, phase, key):
+    """Phase 2's total loss also holds the adversary's cross-entropy, which the encoder drives up
+    through the gradient reversal on purpose; its objective (everything else) must fall."""
+    losses = _losses(run["root"] / phase, key)
     assert len(losses) == STEPS
     k = STEPS // 4
     start, end = sum(losses[:k]) / k, sum(losses[-k:]) / k
-    assert end < start, f"{phase}: loss did not fall ({start:.3f} -> {end:.3f})"
+    assert end < start, f"{phase}: {key} did not fall ({start:.3f} -> {end:.3f})"
+
+
+def test_adversary_is_pushed_to_chance_or_beyond(run):
+    """With the gradient reversal on, the content adversary ends no better than chance (ln K)."""
+    import math
+
+    k = run["cfg"].model.regulariser.num_clusters
+    end = _losses(run["root"] / "phase2", "adversary")[-5:]
+    assert sum(end) / len(end) >= math.log(k) - 0.05
 
 
 def test_run_folder_contents(run):

@@ -574,9 +574,12 @@ def make_loader(
     sampler = SecondsBatchSampler(dataset.lengths, max_seconds=max_seconds, shuffle=shuffle, seed=seed,
                                   num_replicas=world_size, rank=rank, drop_last=drop_last,
                                   bucket_size=bucket_size, epoch_callbacks=[dataset.set_epoch])
+    # A private generator: every new iterator draws its workers' base seed from it, so starting an
+    # epoch (or resuming) never consumes the global torch RNG that dropout uses — otherwise a
+    # resumed run would drift from an uninterrupted one.
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-                        persistent_workers=False)
+                        persistent_workers=False, generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 

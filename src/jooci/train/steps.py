@@ -68,8 +68,13 @@ class StepContext:
 
 @dataclass
 class StepOutput:
-    loss: Tensor  # the scalar to back-propagate
-    metrics: dict[str, float] = field(default_factory=dict)  # the loss terms and accuracies, for logging
+    """loss: the scalar to back-propagate. metrics: the loss terms and accuracies, for logging;
+    JOOCI's phases also log ``objective``, the loss without the adversary's cross-entropy, which
+    the encoder *raises* through the gradient reversal layer by design (so the total loss of a
+    working adversarial run need not fall, while the objective does)."""
+
+    loss: Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,6 +129,7 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
     loss = c.distill * terms["distill"] + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"]
+    metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
     return StepOutput(loss, metrics)
 
 
@@ -140,7 +146,8 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
                                   out.padding_mask, mel=out.mel)
     loss = (c.mpl * mpl_loss + c.feature_penalty * penalty + c.distill * terms["distill"]
             + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
-    metrics.update({"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item()})
+    metrics.update({"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item(),
+                    "objective": (loss - c.regulariser * terms["adversary"]).item()})
     metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
     return StepOutput(loss, metrics)
 
