@@ -1,0 +1,24 @@
+"""The shipped YAML configs load strictly, and the schedule scale applies to every phase."""
+
+from pathlib import Path
+
+import pytest
+
+from jooci.train.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.preset == name
+    assert cfg.model.dino == cfg.teacher.head
+
+
+def test_base_follows_the_paper_phases_and_scales():
+    cfg = load_config(CONFIGS / "base.yaml")
+    assert (cfg.schedule.of("phase1").steps, cfg.schedule.of("phase2").steps) == (50000, 100000)
+    tenth = load_config(CONFIGS / "base.yaml", ["schedule.scale=0.1"])
+    assert (tenth.schedule.of("phase1").steps, tenth.schedule.of("phase2").warmup_steps) == (5000, 800)
+    assert tenth.schedule.of("phase2").lr == cfg.schedule.of("phase2").lr
