@@ -97,6 +97,10 @@ def markdown(docs: Sequence[dict[str, Any]], reference: str | None = None) -> st
                 dcf = a["extra"].get("min_dcf", {})
                 out.append(f"| {label} | {_fmt(a['value'])} | " + " | ".join(_fmt(dcf.get(k), 4) for k in _dcf_keys(docs))
                            + f" | {a['extra'].get('trials', '')} |")
+    if "asr" in tasks:
+        cells = [f"{label} {_fmt(d['tasks']['asr']['extra'].get('cer'))}" for d, label in zip(docs, labels)
+                 if "asr" in d["tasks"]]
+        out += ["", "ASR character error rate (test, %; greedy CTC, no LM): " + ", ".join(cells) + "."]
     out += ["", "Dev values, chosen learning rate (sweep: dev value per LR), best epoch:", "",
             "| model | task | dev | lr | sweep | epoch / epochs | seconds |", "|---|---|---|---|---|---|---|"]
     for d, label in zip(docs, labels):

@@ -46,9 +46,9 @@ def default_settings() -> dict[str, TaskSettings]:
     cached features (see docs/evaluation.md for the measurements behind them)."""
     return {
         "pr": TaskSettings(epochs=30, lrs=(2e-2, 1e-2), batch_frames=4000, eval_every=3),
-        "asr": TaskSettings(epochs=12, lrs=(5e-3,), batch_frames=4000, eval_every=3),
+        "asr": TaskSettings(epochs=20, lrs=(1e-2,), batch_frames=2000, eval_every=4),
         "sid": TaskSettings(epochs=60, lrs=(1e-2, 1e-3), batch_frames=4000, eval_every=5),
-        "asv": TaskSettings(epochs=10, lrs=(3e-3,), batch_frames=4000, eval_every=2),
+        "asv": TaskSettings(epochs=8, lrs=(3e-3,), batch_frames=4000, eval_every=2),
         "er": TaskSettings(epochs=60, lrs=(1e-2, 1e-3), batch_frames=4000, eval_every=5),
     }
 
@@ -60,12 +60,14 @@ class EvalConfig:
     seed: seeds every head, batch order and crop. layers: "all", "content" or "other" hidden
     states in the weighted sum (DESIGN §2 row 13: all). normalize: LayerNorm each state before
     the sum. tasks: per-task epochs / LR sweep / batch size. probes: tasks to run the layer-wise
-    probe for (a subset of "pr", "sid"). cache_dir: feature cache (default ``<out>/cache``; share
+    probe for (a subset of "pr", "sid"); probe_epochs: their epochs (dev-scored 3 times).
+    cache_dir: feature cache (default ``<out>/cache``; share
     it between runs to extract once). batch_seconds: padded audio per extraction batch.
     lexicon: CMUdict-style file to derive PR phones from transcripts. er_fold: IEMOCAP session
-    held out for ER. threads: torch threads for extraction (None: leave as is). head_threads:
-    torch threads while heads train (1: their ops are small, and on a shared 2-core machine
-    thread hand-offs made them up to 15x slower than one thread in our measurements).
+    held out for ER. threads: torch threads for extraction (None: leave as is); head_threads:
+    while heads train. Both default to 1: on a 2-core machine shared with another job, 2 threads
+    made extraction 4x and head training up to 15x slower than 1 (thread hand-offs); on an idle
+    machine 2 threads gain less than 2x. Set them higher on a dedicated many-core machine.
     """
 
     seed: int = 0
@@ -73,12 +75,13 @@ class EvalConfig:
     normalize: bool = False
     tasks: dict[str, TaskSettings] = field(default_factory=default_settings)
     probes: tuple[str, ...] = PROBE_TASKS
+    probe_epochs: int = 15
     cache_dir: str | None = None
-    batch_seconds: float = 60.0
+    batch_seconds: float = 16.0
     lexicon: str | None = None
     er_fold: int = 1
     device: str = "cpu"
-    threads: int | None = None
+    threads: int | None = 1
     head_threads: int | None = 1
     progress: bool = True
     tensorboard: bool = True
@@ -163,41 +166,48 @@ def evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dic
     bad_probes = [p for p in cfg.probes if p not in PROBE_TASKS]
     if bad_probes:
         raise ValueError(f"probes must be among {', '.join(PROBE_TASKS)}, got {bad_probes}")
+    threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(out_dir)
+    try:
+        return _evaluate(model, data, tasks, Path(out_dir), cfg)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dict[str, str | os.PathLike],
+              tasks: list[str], out: Path, cfg: EvalConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     timings: dict[str, Any] = {}
 
-    t0 = time.perf_counter()
-    module, info, fingerprint = load_upstream(model if not isinstance(model, os.PathLike) else str(model), cfg.device)
-    selected = info.select(cfg.layers)
-    timings["load_s"] = round(time.perf_counter() - t0, 2)
-
-    # every task's data and labels are checked before the (long) extraction starts
+    # every task's data and labels are checked before the model loads and the (long) extraction starts
     folders = _data_folders(data, tasks)
     lexicon = read_lexicon(cfg.lexicon) if cfg.lexicon else None
     splits = {t: task_splits(t, folders[t], seed=cfg.seed, lexicon=lexicon, er_fold=cfg.er_fold) for t in tasks}
 
-    out.mkdir(parents=True, exist_ok=True)
-    cache_root = Path(cfg.cache_dir or out / "cache") / fingerprint
     t0 = time.perf_counter()
-    needed = [u for s in splits.values() for u in s.all()]
-    n_new = extract_missing(module, info, cache_root, needed, cfg.batch_seconds, cfg.progress)
+    was_training = model.training if isinstance(model, nn.Module) else False
+    try:
+        module, info, fingerprint = load_upstream(model if not isinstance(model, os.PathLike) else str(model),
+                                                  cfg.device)
+        selected = info.select(cfg.layers)
+        timings["load_s"] = round(time.perf_counter() - t0, 2)
+        n_new, needed, cache_root, t0 = _extract(module, info, fingerprint, splits, out, cfg)
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was_training)  # a module handed in gets its mode back
+
     timings["extract_s"] = round(time.perf_counter() - t0, 2)
     timings["extracted_utterances"] = n_new
     timings["audio_minutes"] = round(sum(u.num_samples / u.sample_rate for u in
                                          {(u.path, u.num_samples): u for u in needed}.values()) / 60, 2)
-    del module  # the upstream's work is done; tasks only read the cache
+    del module  # the upstream's work is done; tasks only read the cache (it cannot be updated)
 
     bank = FeatureBank(cache_root, list(range(len(info.layer_names))))
-    threads_before = torch.get_num_threads()
+    extraction_threads = torch.get_num_threads()
     if cfg.head_threads:
         torch.set_num_threads(cfg.head_threads)
-    try:
-        results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings)
-    finally:
-        torch.set_num_threads(threads_before)
+    results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings)
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     doc = {
         "format_version": RESULTS_VERSION,
@@ -213,7 +223,7 @@ def evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dic
         "tasks": results,
         "probes": probes,
         "timings": timings,
-        "threads": {"extraction": threads_before, "heads": cfg.head_threads or threads_before},
+        "threads": {"extraction": extraction_threads, "heads": torch.get_num_threads()},
     }
     _write_json(out / "results.json", doc)
     if results:
@@ -221,6 +231,16 @@ def evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dic
 
         plot_layer_weights([doc], out / "layer_weights.png")
     return doc
+
+
+def _extract(module: nn.Module, info: UpstreamInfo, fingerprint: str, splits: dict[str, TaskSplits], out: Path,
+             cfg: EvalConfig) -> tuple[int, list, Path, float]:
+    out.mkdir(parents=True, exist_ok=True)
+    cache_root = Path(cfg.cache_dir or out / "cache") / fingerprint
+    t0 = time.perf_counter()
+    needed = [u for s in splits.values() for u in s.all()]
+    n_new = extract_missing(module, info, cache_root, needed, cfg.batch_seconds, cfg.progress)
+    return n_new, needed, cache_root, t0
 
 
 def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
@@ -269,7 +289,8 @@ def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: 
             continue  # a probe needs its task's data; it runs only when the task was asked for
         t0 = time.perf_counter()
         sp, result = task_objs[p]
-        settings = cfg.tasks[p]
+        settings = dataclasses.replace(cfg.tasks[p], epochs=cfg.probe_epochs,
+                                       eval_every=max(1, cfg.probe_epochs // 3))
         if p == "pr":
             task = PRTask(view, sp, settings, len(all_layers), info.dim, cfg.normalize)
             probes[p] = probe_pr(task, len(all_layers), settings, result.lr, cfg.seed)

@@ -25,7 +25,7 @@ class XVectorHead(nn.Module):
     """Featurizer -> TDNN (k 5/3/1, dilation 1/2/1, ReLU + BatchNorm) -> mean+std pooling ->
     Linear embedding; AM-softmax weights for training. (L, B, T, D) -> (B, E)."""
 
-    def __init__(self, num_layers: int, dim: int, speakers: int, normalize: bool, hidden: int = 256,
+    def __init__(self, num_layers: int, dim: int, speakers: int, normalize: bool, hidden: int = 128,
                  emb: int = 128, scale: float = 30.0, margin: float = 0.4):
         super().__init__()
         self.featurizer = Featurizer(num_layers, normalize)
@@ -72,7 +72,7 @@ class ASVTask:
     higher_is_better = False
 
     def __init__(self, view: FeatureView, splits: TaskSplits, settings: TaskSettings, num_layers: int, dim: int,
-                 normalize: bool, crop_frames: int = 200):
+                 normalize: bool, crop_frames: int = 150):
         self.settings, self.num_layers, self.dim, self.normalize = settings, num_layers, dim, normalize
         self.crop = crop_frames
         self.speakers = sorted({u.speaker for u in splits.train})

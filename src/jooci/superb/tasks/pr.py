@@ -18,6 +18,30 @@ from jooci.superb.metrics import error_rate
 from jooci.superb.tasks.common import FeatureView, FrameBatch, TaskSettings, frame_batches, greedy_ctc, shuffled
 
 
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each (B, T, F) item within its own length; padding stays at the end."""
+    t = torch.arange(x.shape[1])[None]
+    idx = lengths[:, None] - 1 - t
+    idx = torch.where(idx >= 0, idx, t.expand_as(idx))
+    return x.gather(1, idx[..., None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM on padded batches, exact per item: the backward direction runs on
+    each item reversed within its length. (PyTorch's packed sequences give the same result but
+    their CPU backward was 3x slower than this on ragged batches.)"""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fwd = nn.LSTM(dim, hidden, batch_first=True)
+        self.bwd = nn.LSTM(dim, hidden, batch_first=True)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        f, _ = self.fwd(x)  # padding comes after the valid frames: it cannot reach them
+        b, _ = self.bwd(reverse_padded(x, lengths))
+        return torch.cat([f, reverse_padded(b, lengths)], dim=-1)
+
+
 class CTCHead(nn.Module):
     """Featurizer -> optional BiLSTM -> Linear to V + 1 classes (blank first). (L, B, T, D) -> (B, T, V+1)."""
 
@@ -27,7 +51,7 @@ class CTCHead(nn.Module):
         self.featurizer = Featurizer(num_layers, normalize)
         self.proj = nn.Linear(dim, proj) if proj else None
         width = proj or dim
-        self.lstm = nn.LSTM(width, lstm_hidden, batch_first=True, bidirectional=True) if lstm_hidden else None
+        self.lstm = BiLSTM(width, lstm_hidden) if lstm_hidden else None
         self.out = nn.Linear(2 * lstm_hidden if lstm_hidden else width, vocab + 1)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -35,9 +59,7 @@ class CTCHead(nn.Module):
         if self.proj is not None:
             h = self.proj(h)
         if self.lstm is not None:
-            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            h, _ = self.lstm(packed)
-            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[2])
+            h = self.lstm(h, lengths)
         return self.out(h).log_softmax(-1)
 
 
@@ -90,7 +112,12 @@ class CTCTask:
         refs = self.refs[split]
         hyp_words = [self.units(h) for h in hyps]
         value = error_rate(refs, hyp_words)
-        return value, {"examples": [{"ref": " ".join(r), "hyp": " ".join(h)} for r, h in zip(refs[:3], hyp_words[:3])]}
+        extra: dict[str, Any] = {"examples": [{"ref": " ".join(r), "hyp": " ".join(h)}
+                                              for r, h in zip(refs[:3], hyp_words[:3])]}
+        if self.metric == "wer" and split == "test":
+            # characters show progress long before words come out right
+            extra["cer"] = error_rate([list("|".join(r)) for r in refs], [list("|".join(h)) for h in hyp_words])
+        return value, extra
 
     def units(self, tokens: list[str]) -> list[str]:
         """Decoded tokens -> the units the error rate counts (phones for PR, words for ASR)."""
