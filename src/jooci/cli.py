@@ -112,6 +112,30 @@ def _run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from jooci.superb.runner import add_evaluate_arguments
+
+    add_evaluate_arguments(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from jooci.superb.runner import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from jooci.superb.report import add_report_arguments
+
+    add_report_arguments(p)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from jooci.superb.report import run_report
+
+    return run_report(args)
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
@@ -141,6 +165,8 @@ COMMANDS = {
     "targets": ("k-means targets for masked prediction, and their quality (purity, PNMI)", _add_targets, _run_targets),
     "pretrain": ("pretrain JOOCI and the HuBERT-style baseline (one phase, or --all)", _add_pretrain, _run_pretrain),
     "extract": ("write hidden states of a model for every utterance of a manifest, in shards", _add_extract, _run_extract),
+    "evaluate": ("SUPERB-style evaluation (PR, ASR, SID, ASV, ER) of a frozen model or the fbank floor", _add_evaluate, _run_evaluate),
+    "report": ("tables and plots comparing evaluated models", _add_report, _run_report),
     "demo": ("run the whole pipeline on the embedded corpus", _add_demo, _run_demo),
 }
 

@@ -111,7 +111,7 @@ class FeatureBank:
         self._arrays: dict[int, list[np.ndarray]] = {}
         for k, chunk in enumerate(sorted(root.glob("chunk_*"))):
             if not (chunk / "index.json").is_file():
-                continue  # an interrupted extraction: ignored (and overwritten by the next)
+                continue  # an interrupted extraction: ignored (and removed by the next extraction)
             paths = json.loads((chunk / "paths.json").read_text())
             has_shard = (chunk / "shard_00000.len").is_file()  # absent when every file was unreadable
             lengths = [int(x) for x in (chunk / "shard_00000.len").read_text().split()] if has_shard else []
@@ -153,10 +153,11 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
         return 0
     # longest first: batches of similar lengths waste little on padding
     keys = sorted(todo, key=lambda k: -k[1])
-    k = len(list(root.glob("chunk_*")))
+    for old in root.glob("chunk_*"):
+        if not (old / "index.json").is_file():
+            shutil.rmtree(old)  # an interrupted extraction (one writer per cache folder is assumed)
+    k = 1 + max([int(p.name.split("_")[1]) for p in root.glob("chunk_*")], default=-1)
     chunk = root / f"chunk_{k:04d}"
-    if chunk.exists():
-        shutil.rmtree(chunk)
     chunk.mkdir()
     (chunk / "paths.json").write_text(json.dumps([[p, n] for p, n in keys]))
     utts = [Utterance(id=str(i), path=todo[key].path, num_samples=todo[key].num_samples,

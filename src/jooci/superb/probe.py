@@ -36,7 +36,7 @@ class LayerwiseLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
-        y = torch.bmm(x.reshape(shape[0], -1, shape[-1]), self.weight) + self.bias[:, None]
+        y = torch.bmm(x.float().reshape(shape[0], -1, shape[-1]), self.weight) + self.bias[:, None]
         return y.reshape(*shape[:-1], -1)
 
 

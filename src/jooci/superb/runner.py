@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from jooci.hub import CheckpointError
+from jooci.models.extract import ExtractError
 from jooci.superb.cache import FBANK, FeatureBank, extract_missing, load_upstream
 from jooci.superb.data import DataFolder, TaskDataError, TaskSplits, read_lexicon, task_splits
 from jooci.superb.featurizer import UpstreamInfo
@@ -360,7 +362,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
         model = args.model if args.model == FBANK else Path(args.model)
         doc = evaluate(model, data, tasks, args.out, cfg)
-    except (TaskDataError, ValueError) as e:
+    except (TaskDataError, ValueError, CheckpointError, ExtractError) as e:
         print(f"error: {e}")
         return 2
     print(summary_table(doc))

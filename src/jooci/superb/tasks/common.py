@@ -79,7 +79,7 @@ class FeatureView:
 
 @dataclass
 class FrameBatch:
-    """Padded frames (L, B, T, D), lengths (B,), row indices into the split, and per-task targets."""
+    """Padded frames (L, B, T, D) float16 (the cache's precision), lengths (B,), row indices into the split."""
 
     x: Tensor
     lengths: Tensor
@@ -103,7 +103,7 @@ def frame_batches(frames: Sequence[Tensor], batch_frames: int) -> list[FrameBatc
     for rows in batches:
         t = max(frames[i].shape[1] for i in rows)
         L, _, D = frames[rows[0]].shape
-        x = torch.zeros(L, len(rows), t, D)
+        x = torch.zeros(L, len(rows), t, D, dtype=torch.float16)  # half the RAM; summed in float32
         for b, i in enumerate(rows):
             x[:, b, : frames[i].shape[1]] = frames[i]
         out.append(FrameBatch(x, torch.tensor([frames[i].shape[1] for i in rows]), rows))

@@ -1,0 +1,144 @@
+import argparse
+import json
+
+import pytest
+import torch
+
+from jooci.hub import load
+from jooci.superb import evaluate
+from jooci.superb.report import add_report_arguments, load_run, markdown, run_report
+from jooci.superb.runner import add_evaluate_arguments, run_evaluate
+
+RANGES = {"pr": ("per", 0, 200), "asr": ("wer", 0, 200), "sid": ("accuracy", 0, 100), "asv": ("eer", 0, 100),
+          "er": ("accuracy", 0, 100)}
+
+
+@pytest.fixture(scope="module")
+def runs(corpus, tiny_jooci, tmp_path_factory, fast):
+    """tiny JOOCI (via the CLI functions) and fbank (via the API) on all five tasks, one shared cache."""
+    fast_config = fast
+    out = tmp_path_factory.mktemp("eval")
+    cache = out / "cache"
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    args = parser.parse_args(["--model", str(tiny_jooci), "--data", str(corpus), "--out", str(out / "jooci"),
+                              "--cache", str(cache), "--no-progress"])
+    # the CLI path with tiny epochs: run_evaluate builds its config from the defaults, so patch them
+    import jooci.superb.runner as runner
+
+    orig = runner.default_settings
+    runner.default_settings = lambda: fast_config().tasks
+    try:
+        torch.set_num_threads(1)
+        assert run_evaluate(args) == 0
+    finally:
+        runner.default_settings = orig
+    fb = evaluate("fbank", corpus, ["pr", "asr", "sid", "asv", "er"], out / "fbank",
+                  fast_config(cache_dir=str(cache)))
+    return out, load_run(out / "jooci"), fb
+
+
+def test_all_five_metrics_in_range_with_dev_lr_and_weights(runs):
+    out, doc, fb = runs
+    for d in (doc, fb):
+        assert set(d["tasks"]) == set(RANGES)
+        for task, (metric, lo, hi) in RANGES.items():
+            r = d["tasks"][task]
+            assert r["metric"] == metric and lo <= r["value"] <= hi and lo <= r["dev_value"] <= hi, (task, r)
+            assert r["lr"] in [float(k) for k in r["lr_sweep"]]
+            assert len(r["layer_weights"]) == len(d["model"]["layer_names"])
+            assert sum(r["layer_weights"]) == pytest.approx(1.0, abs=1e-5)
+            assert r["num_train"] > 0 and r["num_test"] > 0
+    asv = doc["tasks"]["asv"]["extra"]
+    assert set(asv["min_dcf"]) == {"p_target=0.01", "p_target=0.05"} and "FNR = FPR" in asv["eer_definition"]
+    assert all(0 <= v for v in asv["min_dcf"].values())
+    assert 0 <= doc["tasks"]["asr"]["extra"]["cer"] <= 200
+    assert doc["model"]["layer_names"] == ["C0", "C1", "C2", "O1", "O2"] and fb["model"]["layer_names"] == ["fbank"]
+    assert set(doc["probes"]) == {"pr", "sid"} and len(doc["probes"]["pr"]["values"]) == 5
+    assert (out / "jooci" / "results.json").is_file() and (out / "jooci" / "layer_weights.png").stat().st_size > 0
+    assert doc["timings"]["extract_s"] >= 0 and "er" in doc["timings"]["tasks_s"]
+
+
+def test_report_table_and_plots(runs, tmp_path):
+    out, doc, fb = runs
+    parser = argparse.ArgumentParser()
+    add_report_arguments(parser)
+    args = parser.parse_args([str(out / "fbank"), str(out / "jooci"), "--out", str(tmp_path / "r"),
+                              "--labels", "FBANK", "tiny-JOOCI"])
+    assert run_report(args) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| model | params (M) | layers | PR PER ↓ | ASR WER ↓ | SID acc ↑ | ASV EER ↓ | ER acc ↑ | mean rel. vs FBANK |" in md
+    assert "| FBANK |" in md and "| tiny-JOOCI |" in md and "(reference)" in md
+    assert "minDCF p_target=0.01" in md and "Layer-wise analysis" in md and "ASR character error rate" in md
+    for png in ("layer_weights.png", "layerwise.png"):
+        assert (tmp_path / "r" / png).read_bytes()[:4] == b"\x89PNG"
+    # relative improvement by hand for one task
+    fb_e, j_e = 100 - fb["tasks"]["sid"]["value"], 100 - doc["tasks"]["sid"]["value"]
+    if fb_e > 0:
+        rel = 100 * (fb_e - j_e) / fb_e
+        row = next(line for line in md.splitlines() if line.startswith("| tiny-JOOCI | ") and "%" in line
+                   and "params" not in line and line.count("|") == 7)
+        assert f"{rel:+.1f}%" in row
+    with pytest.raises(ValueError, match="reference 'nope'"):
+        markdown([doc], reference="nope")
+    assert run_report(parser.parse_args([str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])) == 2
+
+
+def test_upstream_is_frozen_and_results_reproduce(corpus, tiny_jooci, tmp_path, fast):
+    model = load(tiny_jooci)
+    model.train()  # evaluation must not depend on (or change) the mode it is handed in
+    before = {k: v.clone() for k, v in model.state_dict().items()}  # weights and BatchNorm statistics
+    cfg = fast(cache_dir=str(tmp_path / "cache"), probes=())
+    a = evaluate(model, corpus, ["sid", "er"], tmp_path / "a", cfg)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training  # its mode is given back
+    assert all(p.grad is None for p in model.parameters())
+    b = evaluate(model, corpus, ["sid", "er"], tmp_path / "b", cfg)  # from the cache
+    assert b["timings"]["extracted_utterances"] == 0
+    for t in ("sid", "er"):
+        assert a["tasks"][t]["value"] == b["tasks"][t]["value"]
+        assert a["tasks"][t]["layer_weights"] == b["tasks"][t]["layer_weights"]
+
+
+def test_content_only_selection_and_bad_arguments(corpus, tiny_baseline, tmp_path, fast):
+    doc = evaluate(tiny_baseline, corpus, ["er"], tmp_path / "c", fast(layers="content", probes=()))
+    assert doc["selected_layers"] == ["C0", "C1", "C2"] and len(doc["tasks"]["er"]["layer_weights"]) == 3
+    with pytest.raises(ValueError, match="no 'other' hidden states"):
+        evaluate(tiny_baseline, corpus, ["er"], tmp_path / "d", fast(layers="other"))
+    with pytest.raises(ValueError, match="unknown task"):
+        evaluate("fbank", corpus, ["kws"], tmp_path / "e", fast())
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert results["model"]["kind"] == "hubert_baseline" and results["model"]["n_other"] == 0
+
+
+@pytest.mark.slow
+def test_default_settings_learn_on_a_10_minute_corpus(tmp_path):
+    """The default epochs and LR sweeps on fbank (no model to train) beat chance clearly on PR,
+    SID and ASV (ER across held-out speakers from mean log-mel is near chance at this size)."""
+    from jooci.data.synth import SynthConfig, synthesize
+
+    root = synthesize(tmp_path / "synth10", SynthConfig(minutes=10, seed=1, speakers=24), workers=2, progress=False)
+    doc = evaluate("fbank", root, ["pr", "sid", "asv", "er"], tmp_path / "out")
+    t = doc["tasks"]
+    n_spk = t["sid"]["extra"]["classes"]
+    assert t["pr"]["value"] < 90
+    assert t["sid"]["value"] > 3 * 100 / n_spk
+    assert t["asv"]["value"] < 30
+    assert 0 <= t["er"]["value"] <= 100
+
+
+def test_cli_refuses_bad_input_with_exit_code_2(corpus, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    bad_model = parser.parse_args(["--model", str(tmp_path / "nope"), "--data", str(corpus), "--out", str(tmp_path / "o"),
+                                   "--tasks", "sid"])
+    assert run_evaluate(bad_model) == 2
+    assert "no config.json" in capsys.readouterr().out
+    bad_task = parser.parse_args(["--model", "fbank", "--data", str(corpus), "--out", str(tmp_path / "o"), "--tasks", "kws"])
+    assert run_evaluate(bad_task) == 2
+    assert "unknown task" in capsys.readouterr().out
+    bad_pairs = parser.parse_args(["--model", "fbank", "--data", f"pr={corpus}", "--out", str(tmp_path / "o"),
+                                   "--tasks", "pr,sid"])
+    assert run_evaluate(bad_pairs) == 2
+    assert "no data folder given for task(s) sid" in capsys.readouterr().out
