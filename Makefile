@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	# torch first, on its own, so pip takes the exact CPU build and never a CUDA one.
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev,hf]"
+	# s3prl only for its upstream interfaces (the Featurizer test); its own pins would replace torch.
+	$(PY) -m pip install --quiet --no-deps "s3prl==0.4.18"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
