@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from jooci import __version__
@@ -137,25 +136,15 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
-    p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
-    p.add_argument("--seed", type=int, default=0)
+    from jooci.demo import add_demo_arguments
+
+    add_demo_arguments(p)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    """The main job. Stages arrive issue by issue; each stage is skipped when already finished."""
-    from jooci.data.synth import SynthConfig, synthesize
+    from jooci.demo import run_demo_command
 
-    t0 = time.perf_counter()
-    corpus = synthesize(args.out / "corpus", SynthConfig(minutes=args.minutes, seed=args.seed))
-    import json
-    stats = json.loads((corpus / "synth.json").read_text())["stats"]
-    print(_synth_summary(corpus, stats))
-    print(f"\nstage 1/5 corpus: done in {time.perf_counter() - t0:.1f} s")
-    # Not built yet (issues 4-7): targets, pretraining of the baseline and JOOCI, evaluation, report.
-    print("stages 2-5 (targets, pretraining, SUPERB-style evaluation, report) are not implemented yet; "
-          "the demo currently stops after the corpus.")
-    return 0
+    return run_demo_command(args)
 
 
 # One literal table: subcommand -> (help, add arguments, run). No registry, no import-time magic.

@@ -197,3 +197,19 @@ def test_without_split_and_append_the_other_encoder_ignores_content():
     assert len(f.other_states) == cfg.other.ecapa.num_blocks and f.embedding.shape == (2, 32)
     out = model.train()(wav, lens)
     assert out.embedding.shape == (2, 32)
+
+
+def test_append_gradient_ablation_lets_other_losses_reach_content():
+    """The ablation switch (model.append_gradient) undoes the stop-gradient: a loss on the Other
+    embedding now reaches the Content encoder; by default it does not."""
+    torch.manual_seed(0)
+    wav = torch.randn(2, 8000)
+    from dataclasses import replace
+
+    for flag, reaches in ((False, False), (True, True)):
+        model = JOOCI(replace(jooci_config("tiny"), append_gradient=flag)).train()
+        out = model(wav, torch.tensor([8000, 6000]))
+        out.embedding.sum().backward()
+        grads = [p.grad for p in model.content.parameters()]
+        got = any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+        assert got == reaches

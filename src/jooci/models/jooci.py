@@ -43,6 +43,9 @@ class JOOCIConfig:
     # Content states for split-and-append: a separate unmasked, deterministic no-grad pass
     # ("unmasked", what inference sees) or the masked training pass, detached ("masked", cheaper).
     append_source: Literal["unmasked", "masked"] = "unmasked"
+    # Ablation only: let the Other losses reach the Content encoder through the appended states
+    # (the paper's split-and-append is forward-only). Uses the training pass's own states.
+    append_gradient: bool = False
 
     def __post_init__(self) -> None:
         d, c = self.frontend.dim, self.content.dim
@@ -171,6 +174,8 @@ class JOOCI(nn.Module):
                        had_mask: bool) -> list[Tensor] | None:
         if self.cfg.other.append_dim == 0:  # ablation without split-and-append: no Content pass needed
             return None
+        if self.cfg.append_gradient:  # ablation: the states keep their graph back into Content
+            return (masked_states if masked_states is not None else self.content(feats, pad, None))[1:]
         if masked_states is not None and (not had_mask or self.cfg.append_source == "masked"):
             return [s.detach() for s in masked_states[1:]]
         with torch.no_grad():
@@ -190,7 +195,7 @@ class JOOCI(nn.Module):
         pad = padding_mask(fe.lengths, fe.features.shape[1])
         content_states = self.content(fe.features, pad, mask)
         append = self._append_states(fe.features, pad, content_states, mask is not None)
-        other = self.other(fe.features, fe.lengths, append)
+        other = self.other(fe.features, fe.lengths, append, detach=not self.cfg.append_gradient)
         return JOOCIOutput(
             cluster_logits=self.cluster_heads(content_states),
             content_states=content_states,
@@ -210,7 +215,7 @@ class JOOCI(nn.Module):
         fe = self.frontend(waveforms, lengths)
         pad = padding_mask(fe.lengths, fe.features.shape[1])
         append = self._append_states(fe.features, pad, None, False)
-        other = self.other(fe.features, fe.lengths, append)
+        other = self.other(fe.features, fe.lengths, append, detach=not self.cfg.append_gradient)
         return OtherForwardOutput(other.states, other.embedding, self.dino_head(other.embedding),
                                   self.regulariser(other.states, grl_lambda), fe.lengths, pad)
 

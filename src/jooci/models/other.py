@@ -67,14 +67,17 @@ class OtherEncoder(nn.Module):
         self.blocks = build_se_res2net_blocks(e, extra_in=cfg.append_dim)
         self.pooling = EcapaPooling(e)
 
-    def forward(self, features: Tensor, lengths: Tensor, content_layers: list[Tensor] | None) -> OtherOutput:
+    def forward(self, features: Tensor, lengths: Tensor, content_layers: list[Tensor] | None,
+                detach: bool = True) -> OtherOutput:
         """Run the encoder.
 
         Args:
             features: (B, T, input_dim) frontend frames.
             lengths: (B,) valid frames.
             content_layers: the L Content layer outputs, each (B, T, content_dim) (not the
-                pre-layer input). They are detached here. None only when ``append_dim`` is 0.
+                pre-layer input). None only when ``append_dim`` is 0.
+            detach: cut the gradient into the Content states (the paper's stop-gradient; False
+                only for the ablation that lets Other losses reach the Content encoder).
 
         Returns:
             :class:`OtherOutput`.
@@ -87,7 +90,8 @@ class OtherEncoder(nn.Module):
                 raise ValueError("this Other encoder appends Content states: pass content_layers")
             for g, (a, b) in enumerate(split_groups(len(content_layers), len(self.blocks))):
                 # Detached: split-and-append shares features forward only; no gradient goes back.
-                mean = torch.stack(content_layers[a - 1:b]).mean(dim=0).detach()
+                mean = torch.stack(content_layers[a - 1:b]).mean(dim=0)
+                mean = mean.detach() if detach else mean
                 groups[g] = self.append_proj[g](mean.transpose(1, 2)) * valid
         outs = []
         for block, group in zip(self.blocks, groups):

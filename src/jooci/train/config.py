@@ -64,6 +64,7 @@ class ScheduleConfig:
     teacher: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
     phase1: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
     phase2: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 2e-4, 30))
+    freeze_content_phase1: bool = True  # the paper: phase 1 trains the Other encoder only
     scale: float = 1.0  # multiplies every phase's steps and warm-up (base.yaml at 0.1 = a tenth of the paper's schedule)
 
     def of(self, phase: Phase) -> PhaseSchedule:
@@ -117,7 +118,7 @@ class RunConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     max_nonfinite: int = 10  # stop after this many non-finite steps in a row
-    cpu_onednn: bool = False  # oneDNN convolutions on CPU (slower with varying crop shapes; see loop.py)
+    cpu_onednn: bool = True  # oneDNN convolutions on CPU (off: ATen's own, ~10x slower for the small preset)
     teacher_init: str | None = None  # a 3D-Speaker RDINO checkpoint or teacher run folder: skips the teacher phase
 
 

@@ -100,8 +100,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     sched = cfg.schedule.of(phase)
     device = dist.device
     if device.type == "cpu" and not cfg.run.cpu_onednn:
-        # oneDNN builds a kernel per input shape; random crops give a new shape nearly every step,
-        # which made tiny-model steps 3-4x slower on CPU than plain ATen convolutions.
+        # oneDNN builds kernels per input shape (the steps round widths to a few shapes for it);
+        # without it, CPU convolutions fall back to a path ~10x slower for the small preset.
         torch.backends.mkldnn.enabled = False
     torch.manual_seed(cfg.run.seed * 1000 + dist.rank)
     if dist.is_main:
@@ -275,12 +275,15 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
         for name in ("frontend", "content", "cluster_heads"):
             getattr(model, name).load_state_dict(getattr(content, name).state_dict())
         model.dino_head.load_state_dict(teacher.head.state_dict())
-        for name in ("frontend", "content", "cluster_heads"):
-            getattr(model, name).requires_grad_(False)  # frozen, and so left out of the optimizer
+        if cfg.schedule.freeze_content_phase1:
+            for name in ("frontend", "content", "cluster_heads"):
+                getattr(model, name).requires_grad_(False)  # frozen, and so left out of the optimizer
     else:
         if inputs.init is None:
             raise ValueError("phase2 needs the phase-1 model to start from")
         model.load_state_dict(hub.load(inputs.init).state_dict())
+    if cfg.losses.regulariser == 0:
+        model.regulariser.requires_grad_(False)  # unused: keep it out of the optimizer and DDP
     if model.mel_decoder is not None and cfg.losses.reconstruction == 0:
         model.mel_decoder.requires_grad_(False)  # built but unused: keep DDP from waiting for it
     return model, teacher, center

@@ -11,8 +11,10 @@ already finished (so an interrupted run is simply started again)::
     RUN/teacher          the RDINO speaker teacher (unless run.teacher_init is given)
     RUN/phase1           JOOCI, Other encoder only, Content frozen
     RUN/phase2           JOOCI, everything jointly
+    RUN/baseline-extra   the baseline continued for as many Content updates as phase 2 gives
+                         JOOCI's Content encoder (same targets, same schedule): equal budgets
     RUN/final            the JOOCI model (save_pretrained folder)
-    RUN/baseline         the baseline model (the last Content iteration)
+    RUN/baseline         the baseline model
 
 ``--phase P`` runs one stage with its inputs named on the command line.
 """
@@ -20,6 +22,7 @@ already finished (so an interrupted run is simply started again)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -72,8 +75,13 @@ def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, pro
                      dist, manifest=manifest, progress=progress)
     p2 = train_phase(cfg, "phase2", run / "phase2", PhaseInputs(labels=labels, init=p1, teacher=teacher),
                      dist, manifest=manifest, progress=progress)
+    # Equal budget: JOOCI's Content encoder gets phase2.steps more updates than the Content
+    # iterations; the baseline gets the same number, with the same schedule, data and targets.
+    extra = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, content=cfg.schedule.phase2))
+    baseline = train_phase(extra, "content", run / "baseline-extra", PhaseInputs(labels=labels, init=content),
+                           dist, manifest=manifest, progress=progress)
     if dist.is_main:
-        for src, name in ((p2, FINAL), (content, "baseline")):
+        for src, name in ((p2, FINAL), (baseline, "baseline")):
             dst = run / name
             if not (dst / "config.json").exists():
                 shutil.rmtree(dst, ignore_errors=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import dataclasses
 import zlib
 
 import torch
@@ -43,6 +44,12 @@ from jooci.models.speaker import SpeakerModel
 from jooci.train.config import LossConfig
 
 Reduce = Callable[[Tensor], Tensor]
+
+SHAPE_QUANTUM = 3200
+"""Padded widths are rounded up to a multiple of this many samples (0.2 s, 10 frames). The models
+are padding-aware, so the extra zeros change nothing, while the few distinct shapes let oneDNN
+reuse its convolution kernels instead of building new ones for almost every step (measured: the
+teacher step of the small preset 4.6x faster on CPU)."""
 
 
 @dataclass
@@ -83,6 +90,7 @@ class StepOutput:
 
 def content_step(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) -> StepOutput:
     """Multi-cluster masked prediction on the Content encoder (HuBERT iteration)."""
+    batch = _quantized(batch)
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
     if isinstance(model, JOOCI):  # the Content iterations of JOOCI itself train no Other part
@@ -125,6 +133,7 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     The frontend and Content encoder are frozen by the loop (requires_grad off, not in the
     optimizer); nothing here can reach them anyway, since split-and-append detaches.
     """
+    batch = _quantized(batch)
     c = ctx.losses
     full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
@@ -136,6 +145,7 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
 def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch,
                 ctx: StepContext) -> StepOutput:
     """Joint training: masked prediction on Content, distillation + adversary on Other (1 : 1 : 1)."""
+    batch = _quantized(batch)
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
     out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda)
@@ -207,9 +217,20 @@ def _speaker_views(model: SpeakerModel, views: list[View], n_global: int) -> tup
     return features, logits
 
 
+def _quantized(batch: Batch) -> Batch:
+    """``batch`` with its padded width rounded up to :data:`SHAPE_QUANTUM`."""
+    width = batch.waveforms.shape[1]
+    extra = -width % SHAPE_QUANTUM
+    if extra == 0:
+        return batch
+    return dataclasses.replace(batch, waveforms=torch.nn.functional.pad(batch.waveforms, (0, extra)))
+
+
 def _stack(views: list[View]) -> tuple[Tensor, Tensor]:
-    """Views of one kind as one padded batch: (V*B, L_max) and (V*B,) lengths."""
+    """Views of one kind as one padded batch: (V*B, L) and (V*B,) lengths, L the longest view
+    rounded up to :data:`SHAPE_QUANTUM`."""
     width = max(v.waveforms.shape[1] for v in views)
+    width += -width % SHAPE_QUANTUM
     wav = torch.cat([torch.nn.functional.pad(v.waveforms, (0, width - v.waveforms.shape[1])) for v in views])
     return wav, torch.cat([v.lengths for v in views])
 
