@@ -1,6 +1,7 @@
 """jooci.data.manifest: JSONL round trip, validation errors, fairseq TSV and label files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,15 @@ def test_label_files(tmp_path):
     e = _err(read_label_file, p)
     assert str(p) in str(e)
     assert "line 2: no labels" in str(e) and "line 3: not a line of integers" in str(e) and "line 4: negative" in str(e)
+
+
+def test_relative_paths_in_memory_are_from_the_cwd(tmp_path, corpus, monkeypatch):
+    """jooci synth --out runs/demo/corpus gives CWD-relative paths: they must not be stored as if
+    relative to the manifest's folder (that doubled the folder once)."""
+    monkeypatch.chdir(tmp_path)
+    rel = [Utterance(**{**u.__dict__, "path": str(Path(u.path).relative_to(tmp_path))}) for u in corpus]
+    m = write_manifest(rel, "m.jsonl")
+    assert json.loads(m.read_text().splitlines()[0])["path"] == "audio/spk0/u0.wav"
+    assert [u.path for u in read_manifest(m)] == [u.path for u in corpus]
+    outside = write_manifest(rel, Path("sub") / "m.jsonl")  # not under sub/: stored absolute
+    assert json.loads(outside.read_text().splitlines()[0])["path"] == corpus[0].path

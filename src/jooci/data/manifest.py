@@ -136,19 +136,19 @@ def write_manifest(
     utts: Iterable[Utterance], path: str | os.PathLike, *, relative_to: str | os.PathLike | None = None
 ) -> Path:
     """Write a JSONL manifest atomically. Audio paths under ``relative_to`` (default: the
-    manifest's folder) are stored relative to it."""
+    manifest's folder) are stored relative to it, others absolute; a relative path in ``utts`` is
+    taken as relative to the current directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = Path(relative_to) if relative_to is not None else path.parent
+    base = (Path(relative_to) if relative_to is not None else path.parent).resolve()
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for utt in utts:
-            p = Path(utt.path)
-            if p.is_absolute():
-                try:
-                    p = p.relative_to(base.resolve() if not base.is_absolute() else base)
-                except ValueError:
-                    pass
+            p = Path(utt.path).resolve()  # in memory, a relative path is relative to the CWD
+            try:
+                p = p.relative_to(base)
+            except ValueError:
+                pass  # outside the manifest's folder: stored absolute
             rec = Utterance(**{**asdict(utt), "path": str(p)})
             f.write(rec.to_json() + "\n")
     os.replace(tmp, path)
