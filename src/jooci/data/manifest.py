@@ -106,7 +106,7 @@ def read_manifest(
     path = Path(path)
     if not path.exists():
         raise ManifestError(path, ["manifest file not found"])
-    root = path.parent
+    root = path.parent.resolve()
     utts: list[Utterance] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
