@@ -91,6 +91,7 @@ class LossConfig:
     """Weights and hyper-parameters of every learning signal (DESIGN.md §2 rows 4-6, 9-12)."""
 
     mpl: float = 1.0  # multi-cluster masked prediction (Content)
+    mpl_unmasked: float = 0.0  # weight of the same loss on unmasked frames (fairseq pred_nomask_weight; HuBERT: 0)
     distill: float = 1.0  # DINO distillation from the frozen teacher (Other)
     regulariser: float = 1.0  # content adversary behind the gradient reversal layer (Other)
     reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)

@@ -91,18 +91,12 @@ class StepOutput:
 def content_step(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) -> StepOutput:
     """Multi-cluster masked prediction on the Content encoder (HuBERT iteration)."""
     batch = _quantized(batch)
-    c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
     if isinstance(model, JOOCI):  # the Content iterations of JOOCI itself train no Other part
         raise TypeError("content_step trains a HuBERTBaseline; JOOCI's joint step is phase2_step")
     out = model(batch.waveforms, batch.lengths, mask)
-    targets = _targets(batch, ctx.label_names, mask.shape[1])
-    mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
-    mpl_loss, penalty = _global_mean(mpl, out.features_penalty, pad, ctx)
-    loss = c.mpl * mpl_loss + c.feature_penalty * penalty
-    metrics = {"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item(),
-               "masked_fraction": float(mask.sum() / (~pad).sum())}
-    metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
+    loss, metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
+    metrics["masked_fraction"] = float(mask.sum() / (~pad).sum())
     return StepOutput(loss, metrics)
 
 
@@ -149,21 +143,37 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
     out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda)
-    targets = _targets(batch, ctx.label_names, mask.shape[1])
-    mpl = multi_cluster_mpl(out.cluster_logits, targets, mask)
-    mpl_loss, penalty = _global_mean(mpl, out.features_penalty, pad, ctx)
+    content_loss, content_metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
                                   out.padding_mask, mel=out.mel)
-    loss = (c.mpl * mpl_loss + c.feature_penalty * penalty + c.distill * terms["distill"]
-            + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
-    metrics.update({"mpl": mpl.loss.item(), "feature_penalty": out.features_penalty.item(),
-                    "objective": (loss - c.regulariser * terms["adversary"]).item()})
-    metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
+    loss = (content_loss + c.distill * terms["distill"] + c.regulariser * terms["adversary"]
+            + c.reconstruction * terms["reconstruction"])
+    metrics.update(content_metrics)
+    metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
     return StepOutput(loss, metrics)
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared pieces
+
+
+def _content_terms(logits: list[Tensor], features_penalty: Tensor, batch: Batch, mask: Tensor, pad: Tensor,
+                   ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+    """Masked prediction (+ optionally the unmasked frames, fairseq's ``pred_nomask_weight``) and
+    the feature penalty, normalised over all ranks."""
+    c = ctx.losses
+    targets = _targets(batch, ctx.label_names, mask.shape[1])
+    mpl = multi_cluster_mpl(logits, targets, mask)
+    mpl_loss, penalty = _global_mean(mpl, features_penalty, pad, ctx)
+    loss = c.mpl * mpl_loss + c.feature_penalty * penalty
+    metrics = {"mpl": mpl.loss.item(), "feature_penalty": features_penalty.item()}
+    metrics.update(_per_set("mpl", mpl.losses, mpl.accuracies, ctx.label_names))
+    if c.mpl_unmasked > 0:
+        unmasked = multi_cluster_mpl(logits, targets, ~mask & ~pad)
+        unmasked_loss, _ = _global_mean(unmasked, features_penalty, pad, ctx)
+        loss = loss + c.mpl * c.mpl_unmasked * unmasked_loss
+        metrics["mpl_unmasked"] = unmasked.loss.item()
+    return loss, metrics
 
 
 def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch, ctx: StepContext,
