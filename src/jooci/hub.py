@@ -21,6 +21,27 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+class Pretrained:
+    """``save_pretrained`` / ``from_pretrained`` / ``frame_lengths`` for the jooci compositions
+    (JOOCI and HuBERTBaseline), which define ``model_type``, ``cfg`` and ``frontend``."""
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
+        """Load a folder written by :meth:`save_pretrained` (config.json + model.safetensors)."""
+        model = load(directory, map_location)
+        if not isinstance(model, cls):
+            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.json and model.safetensors into ``directory`` (no pickle)."""
+        return save_pretrained(self, directory)  # type: ignore[arg-type]
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) sample counts -> (B,) 50 Hz frame counts (for building frame masks before forward)."""
+        return self.frontend.output_lengths(lengths)  # type: ignore[attr-defined]
+
+
 class CheckpointError(Exception):
     """A model folder that cannot be loaded; the message names the folder and the problem."""
 

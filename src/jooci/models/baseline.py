@@ -3,12 +3,13 @@ encoder. It is the ``content`` training phase on its own, and the target of HuBE
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from jooci.hub import Pretrained
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
 from jooci.models._util import padding_mask
@@ -49,7 +50,7 @@ def baseline_config(preset: Preset) -> BaselineConfig:
     return BaselineConfig(j.frontend, j.content, j.clusters)
 
 
-class HuBERTBaseline(nn.Module):
+class HuBERTBaseline(Pretrained, nn.Module):
     """Shared CNN + Content encoder + multi-set cluster heads."""
 
     model_type = "hubert_baseline"
@@ -64,25 +65,6 @@ class HuBERTBaseline(nn.Module):
     @classmethod
     def from_preset(cls, preset: Preset) -> HuBERTBaseline:
         return cls(baseline_config(preset))
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike,
-                        map_location: str | torch.device = "cpu") -> HuBERTBaseline:
-        from jooci.hub import load
-
-        model = load(directory, map_location)
-        if not isinstance(model, cls):
-            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        from jooci.hub import save_pretrained
-
-        save_pretrained(self, directory)
-
-    def frame_lengths(self, lengths: Tensor) -> Tensor:
-        """(B,) sample counts -> (B,) 50 Hz frame counts."""
-        return self.frontend.output_lengths(lengths)
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None,
                 mask: Tensor | None = None) -> BaselineOutput:

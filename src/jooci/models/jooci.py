@@ -6,12 +6,13 @@ A composition of injected parts (torchaudio's wav2vec2 style); the HuBERT baseli
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from jooci.hub import Pretrained
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
 from jooci.models._util import padding_mask
@@ -130,7 +131,7 @@ def jooci_config(preset: Preset) -> JOOCIConfig:
     return presets[preset]()
 
 
-class JOOCI(nn.Module):
+class JOOCI(Pretrained, nn.Module):
     """Shared CNN + Content encoder + Other encoder (+ training heads)."""
 
     model_type = "jooci"
@@ -149,26 +150,6 @@ class JOOCI(nn.Module):
     @classmethod
     def from_preset(cls, preset: Preset) -> JOOCI:
         return cls(jooci_config(preset))
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> JOOCI:
-        """Load a folder written by :meth:`save_pretrained` (config.json + model.safetensors)."""
-        from jooci.hub import load
-
-        model = load(directory, map_location)
-        if not isinstance(model, cls):
-            raise TypeError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write config.json and model.safetensors into ``directory`` (no pickle)."""
-        from jooci.hub import save_pretrained
-
-        save_pretrained(self, directory)
-
-    def frame_lengths(self, lengths: Tensor) -> Tensor:
-        """(B,) sample counts -> (B,) 50 Hz frame counts (for building frame masks before forward)."""
-        return self.frontend.output_lengths(lengths)
 
     def _append_states(self, feats: Tensor, pad: Tensor, masked_states: list[Tensor] | None,
                        had_mask: bool) -> list[Tensor] | None:
