@@ -23,7 +23,7 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
         assert f"| {model} |" in report
     assert "JOOCI" in report.split("\n")[2]  # the verdict paragraph
     baseline = (out / "pretrain" / "baseline-extra" / "metrics.jsonl").read_text().splitlines()
-    assert len(baseline) == 3, "the baseline gets phase 2's number of extra Content updates"
+    assert json.loads(baseline[-1])["step"] == 3, "the baseline gets phase 2's number of extra Content updates"
     capsys.readouterr()
 
     t0 = time.perf_counter()
