@@ -177,20 +177,10 @@ def _hash_lines(lines: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="utt", leave=False)
+    return tqdm(total=total, desc=desc, unit="utt", leave=False, disable=not enabled)
 
 
 __all__ = ["Shard", "dump_shard", "open_shard", "shard_done", "shard_prefix", "shard_range"]

@@ -472,20 +472,8 @@ def _close(writer, metrics_file) -> None:
         metrics_file.close()
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kw) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _bar(total: int, initial: int, phase: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=f"pretrain {phase}", unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=f"pretrain {phase}", unit="step", dynamic_ncols=True,
+                disable=not enabled)

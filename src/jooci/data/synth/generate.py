@@ -407,17 +407,8 @@ def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-class _NoBar:
-    def update(self, k: float) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
-    return tqdm(total=total, unit="s", desc="JOOCI-synth (audio seconds)", dynamic_ncols=True)
+
+    return tqdm(total=total, unit="s", desc="JOOCI-synth (audio seconds)", dynamic_ncols=True, disable=not enabled)
 
