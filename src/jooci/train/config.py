@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from jooci.configio import ConfigError, from_dict, merge, parse_overrides, save_yaml, set_dotted, to_dict
+from jooci.data.augment import AugmentConfig
 from jooci.losses.dino import MultiCropConfig
 from jooci.models.jooci import JOOCIConfig, jooci_config
 from jooci.models.speaker import SpeakerConfig, speaker_config
@@ -103,6 +104,8 @@ class LossConfig:
     teacher_temp: float = 0.04
     center_momentum: float = 0.9
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+    augment_views: bool = False  # noise / reverb / gain per speaker view (RDINO augments every view)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     # RDINO recipe (teacher phase): EMA momentum ramp and the variance/covariance regulariser.
     ema_momentum: tuple[float, float] = (0.996, 1.0)
     rdino_std: float = 10.0

@@ -32,6 +32,7 @@ import zlib
 import torch
 from torch import Tensor
 
+from jooci.data.augment import augment
 from jooci.data.dataset import Batch
 from jooci.features import log_mel
 from jooci.losses.dino import DINOCenter, View, dino_loss, multi_crop, rdino_regularizer
@@ -105,7 +106,7 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     """RDINO: the student on every crop learns the EMA teacher's centred, sharpened outputs on the
     global crops; the variance/covariance regulariser keeps the head features from collapsing."""
     c = ctx.losses
-    views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
+    views = _views(batch, ctx)
     n_global = c.crops.n_global
     with torch.no_grad():
         _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
@@ -180,7 +181,7 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
                  regulariser_logits: Tensor, pad: Tensor, mel: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, float]]:
     """Distillation over multi-crop views, the adversary on the full batch, optional reconstruction."""
     c = ctx.losses
-    views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
+    views = _views(batch, ctx)
     n_global = c.crops.n_global
     with torch.no_grad():
         _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
@@ -209,6 +210,16 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     if mel is not None:
         metrics["reconstruction"] = recon.item()
     return {"distill": distill, "adversary": adv.loss, "reconstruction": recon}, metrics
+
+
+def _views(batch: Batch, ctx: StepContext) -> list[View]:
+    """Multi-crop views, each augmented on its own when ``losses.augment_views`` is on."""
+    c = ctx.losses
+    views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
+    if c.augment_views:
+        views = [View(augment(v.waveforms, v.lengths, c.augment, generator=ctx.generator), v.lengths, v.is_global)
+                 for v in views]
+    return views
 
 
 def _speaker_views(model: SpeakerModel, views: list[View], n_global: int) -> tuple[list[Tensor], list[Tensor]]:
