@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from jooci.hub import Pretrained
-
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
+from jooci.hub import Pretrained
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
 from jooci.models.frontend import ConvFrontend, FrontendConfig

@@ -12,9 +12,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from jooci.hub import Pretrained
-
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
+from jooci.hub import Pretrained
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
 from jooci.models.frontend import ConvFrontend, FrontendConfig
