@@ -109,18 +109,10 @@ def load(directory: str | os.PathLike, map_location: str | torch.device = "cpu")
     state = load_file(str(weights), device=str(map_location))
     model = cls(cfg)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:10]}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:10]}")
-        if wrong:
-            parts.append("wrong shape " + ", ".join(
-                f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:10]))
+    from jooci.models._util import state_dict_problems  # here: jooci.models imports this module
+
+    parts = state_dict_problems(state, expected)
+    if parts:
         raise CheckpointError(f"{weights}: weights do not fit the config: {'; '.join(parts)}")
     model.load_state_dict(state)
     return model.to(map_location).eval()

@@ -59,3 +59,22 @@ def test_loading_the_wrong_class_or_a_bad_folder_fails_clearly(tmp_path):
     cfg_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="bogus"):
         jooci.hub.load(tmp_path / "b")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_by_name(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from jooci.hub import CheckpointError
+    from jooci.models import HuBERTBaseline
+
+    HuBERTBaseline.from_preset("tiny").save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state.pop("content.projection.bias")
+    state["stray.weight"] = torch.zeros(2)
+    state["content.projection.weight"] = torch.zeros(3, 3)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError) as info:
+        jooci.hub.load(tmp_path)
+    msg = str(info.value)
+    assert "no place for stray.weight" in msg and "missing content.projection.bias" in msg
+    assert "shape mismatch content.projection.weight (3, 3)" in msg

@@ -36,3 +36,26 @@ class _GradMultiply(torch.autograd.Function):
 def grad_multiply(x: Tensor, scale: float) -> Tensor:
     """Identity forward; gradient multiplied by ``scale`` backward (fairseq ``feature_grad_mult``)."""
     return _GradMultiply.apply(x, scale)
+
+
+def state_dict_problems(given: dict[str, Tensor], expected: dict[str, Tensor], optional: set[str] = frozenset(),
+                        max_named: int = 10) -> list[str]:
+    """What keeps ``given`` from loading into a module whose state dict is ``expected``: keys with
+    no place, keys missing (except ``optional``), shape mismatches; each list names its keys."""
+
+    def names(keys: list[str]) -> str:
+        more = f" ... and {len(keys) - max_named} more" if len(keys) > max_named else ""
+        return ", ".join(keys[:max_named]) + more
+
+    unexpected = sorted(set(given) - set(expected))
+    missing = sorted(set(expected) - set(given) - set(optional))
+    wrong = sorted(k for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
+    problems = []
+    if unexpected:
+        problems.append(f"no place for {names(unexpected)}")
+    if missing:
+        problems.append(f"missing {names(missing)}")
+    if wrong:
+        problems.append("shape mismatch " + names(
+            [f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong]))
+    return problems

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from jooci.models._util import state_dict_problems
 from jooci.models.baseline import BaselineConfig, HuBERTBaseline
 from jooci.models.content import ContentConfig
 from jooci.models.frontend import WAV2VEC2_CONV, FrontendConfig
@@ -43,17 +44,7 @@ def _load_checked(model: nn.Module, mapped: dict[str, Tensor], prefixes: tuple[s
                   optional: set[str], source: str) -> None:
     """Load ``mapped`` into the parameters of ``model`` under ``prefixes``, all-or-nothing."""
     target = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
-    unexpected = sorted(set(mapped) - set(target))
-    missing = sorted(set(target) - set(mapped) - optional)
-    wrong = sorted(k for k in set(mapped) & set(target) if mapped[k].shape != target[k].shape)
-    problems = []
-    if unexpected:
-        problems.append(f"no place for {_names(unexpected)}")
-    if missing:
-        problems.append(f"missing {_names(missing)}")
-    if wrong:
-        problems.append("shape mismatch " + _names(
-            [f"{k} {tuple(mapped[k].shape)} vs {tuple(target[k].shape)}" for k in wrong]))
+    problems = state_dict_problems(mapped, target, optional, MAX_NAMED)
     if problems:
         raise ConversionError(f"{source}: " + "; ".join(problems))
     with torch.no_grad():

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from jooci.models._util import grad_multiply
+
 
 # ----------------------------------------------------------------------------- cluster prediction
 
@@ -129,22 +131,10 @@ class DINOHead(nn.Module):
 
 # ----------------------------------------------------------------------------- gradient reversal
 
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; gradient multiplied by ``-lambd`` backward (Ganin & Lempitsky 2015)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, lambd: float) -> Tensor:  # type: ignore[override]
-        ctx.lambd = lambd
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return -ctx.lambd * grad, None
-
-
 def grad_reverse(x: Tensor, lambd: float = 1.0) -> Tensor:
-    """Gradient reversal with strength ``lambd`` (the DANN ramp is computed by the caller)."""
-    return GradientReversal.apply(x, lambd)
+    """Gradient reversal (Ganin & Lempitsky 2015): identity forward, gradient times ``-lambd``
+    backward; the DANN ramp of ``lambd`` is computed by the caller."""
+    return grad_multiply(x, -lambd)
 
 
 # ----------------------------------------------------------------------------- regulariser decoders
