@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml 2>/dev/null | cut -d' ' -f1)
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv test test-slow demo clean
+.PHONY: venv test test-slow test-gpu demo clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow
+
+# On a machine with a CUDA GPU (the pinned CPU torch has none: install a CUDA build of the same
+# torch into the venv first, or run `python -m pytest -m gpu` under an environment that has one).
+test-gpu: venv
+	$(PY) -m pytest -q -m gpu
 
 demo: venv
 	$(VENV)/bin/jooci demo --out $(DEMO_OUT)

@@ -77,12 +77,18 @@ class Stages:
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minutes: float = 60.0, seed: int = 0,
-             ablate: list[str] | None = None, overrides: list[str] | None = None, speakers: int = 48) -> Path:
-    """Run (or resume) the demo into ``out``; returns the report path."""
+             ablate: list[str] | None = None, overrides: list[str] | None = None, speakers: int = 48,
+             device: str = "auto", threads: int | None = None) -> Path:
+    """Run (or resume) the demo into ``out``; returns the report path.
+
+    device: where pretraining and feature extraction run ("auto": a GPU if there is one, else the
+    CPU). threads: torch threads for extraction and the evaluation heads (default 1, which is the
+    fastest on the 2-core machine the demo is sized for; raise it on a many-core machine).
+    """
     from jooci.data.synth import SynthConfig, synthesize
     from jooci.superb.runner import EvalConfig, evaluate
     from jooci.train.config import load_config
-    from jooci.train.distributed import DistInfo
+    from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
     from jooci.train.pipeline import run_all
 
@@ -95,10 +101,11 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     t_start = time.perf_counter()
     stages = Stages(out, 4 + bool(ablate))
     corpus = out / "corpus"
-    cfg = load_config(_config_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", *(overrides or [])])
+    cfg = load_config(_config_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
+                                             *(overrides or [])])
 
     stages.run("corpus", synthesize, corpus, SynthConfig(minutes=minutes, seed=seed, speakers=speakers))
-    dist = DistInfo()
+    dist = init_distributed(cfg.run.device)
     pre = out / "pretrain"
     stages.run("pretrain", run_all, cfg, pre, dist)
 
@@ -119,7 +126,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     if ablate:
         stages.run("ablations", ablations)
 
-    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"))
+    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"), device=str(dist.device),
+                      **({"threads": threads, "head_threads": threads} if threads else {}))
 
     def evaluate_all() -> dict[str, Path]:
         runs = {}
@@ -260,6 +268,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
     p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for evaluation (default 1: fastest on 2 cores; raise on many cores)")
     p.add_argument("--ablate", nargs="+", default=[], choices=list(ABLATIONS), metavar="NAME",
                    help="also train and evaluate JOOCI variants: " + ", ".join(ABLATIONS))
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -267,7 +278,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_demo_command(args: argparse.Namespace) -> int:
     try:
-        run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides, args.speakers)
+        run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides, args.speakers,
+                 args.device, args.threads)
     except (ValueError, FileNotFoundError) as e:
         print(f"jooci demo: error: {e}", file=sys.stderr)
         return 2
