@@ -173,11 +173,11 @@ def main() -> None:
                 head = nn.Linear(768, 504)
                 peer = nn.ModuleDict({"m": hf, "head": head}).to(dev).train()
                 g = torch.Generator().manual_seed(1)
-                tgt = torch.randint(0, 504, (args.batch, samples // 320 - 1), generator=g).to(dev)
+                tgt = torch.randint(0, 504, (args.batch, samples // 320), generator=g).to(dev)
 
                 def hf_loss():
                     logits = peer["head"](peer["m"](batch.waveforms).last_hidden_state)
-                    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), tgt[:, :logits.shape[1]].flatten())
+                    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), tgt[:, :logits.shape[1]].flatten(0, 1))
 
                 bench_train("hf_hubert_base (peer)", peer, hf_loss)
                 del peer

@@ -123,6 +123,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def _add_verify(p: argparse.ArgumentParser) -> None:
+    from jooci.superb.verify import add_verify_arguments
+
+    add_verify_arguments(p)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from jooci.superb.verify import run_verify_command
+
+    return run_verify_command(args)
+
+
 def _add_report(p: argparse.ArgumentParser) -> None:
     from jooci.superb.report import add_report_arguments
 
@@ -155,6 +167,7 @@ COMMANDS = {
     "pretrain": ("pretrain JOOCI and the HuBERT-style baseline (one phase, or --all)", _add_pretrain, _run_pretrain),
     "extract": ("write hidden states of a model for every utterance of a manifest, in shards", _add_extract, _run_extract),
     "evaluate": ("SUPERB-style evaluation (PR, ASR, SID, ASV, ER) of a frozen model or the fbank floor", _add_evaluate, _run_evaluate),
+    "verify": ("speaker verification by cosine on a model's own embedding (no trained head)", _add_verify, _run_verify),
     "report": ("tables and plots comparing evaluated models", _add_report, _run_report),
     "demo": ("run the whole pipeline on the embedded corpus", _add_demo, _run_demo),
 }

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from jooci.losses import (
-    DINOCenter, MultiCropConfig, covariance_loss, dino_loss, ema_update_, multi_crop, rdino_regularizer,
+    DINOCenter, MultiCropConfig, covariance_loss, dino_loss, embedding_distillation, ema_update_, multi_crop, rdino_regularizer,
     variance_loss,
 )
 
@@ -45,6 +45,21 @@ def test_dino_loss_centre_and_no_teacher_gradient():
     assert t.grad is None
     with pytest.raises(ValueError):
         dino_loss(s[:1], [t], torch.zeros(2))
+
+
+def test_embedding_distillation_by_hand():
+    t = [torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[3.0, 0.0], [1.0, 1.0]])]
+    # same direction, orthogonal, opposite, 45 degrees: distances 0, 1, 2, 1 - 1/sqrt(2)
+    s = [torch.tensor([[5.0, 0.0], [1.0, 0.0]], requires_grad=True),
+         torch.tensor([[-1.0, 0.0], [0.0, 1.0]], requires_grad=True)]
+    loss = embedding_distillation(s, t)
+    expected = ((0 + 1) / 2 + (2 + 1 - 1 / math.sqrt(2)) / 2) / 2
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    loss.backward()
+    assert all(x.grad is not None for x in s)
+    assert embedding_distillation([x.detach() for x in t], t).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        embedding_distillation(s[:1], t)
 
 
 def test_centre_update_and_reduction():

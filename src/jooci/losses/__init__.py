@@ -1,7 +1,8 @@
 """Losses: pure functions with their weights as arguments; stateful pieces are explicit objects."""
 
 from jooci.losses.dino import (
-    DINOCenter, MultiCropConfig, RegularizerOutput, View, covariance_loss, dino_loss, ema_update_,
+    DINOCenter, MultiCropConfig, RegularizerOutput, View, covariance_loss, dino_loss, embedding_distillation,
+    ema_update_,
     multi_crop, rdino_regularizer, variance_loss,
 )
 from jooci.losses.masked_prediction import IGNORE_INDEX, MPLOutput, compute_span_mask, multi_cluster_mpl
@@ -11,6 +12,6 @@ from jooci.losses.schedules import CosineSchedule
 __all__ = [
     "IGNORE_INDEX", "AdversaryOutput", "CosineSchedule", "DINOCenter", "MPLOutput", "MultiCropConfig",
     "RegularizerOutput", "View", "adversary_loss", "compute_span_mask", "covariance_loss",
-    "dann_lambda", "dino_loss", "ema_update_", "multi_cluster_mpl", "multi_crop", "rdino_regularizer",
+    "dann_lambda", "dino_loss", "embedding_distillation", "ema_update_", "multi_cluster_mpl", "multi_crop", "rdino_regularizer",
     "reconstruction_loss", "variance_loss",
 ]

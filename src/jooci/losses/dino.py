@@ -148,6 +148,21 @@ def dino_loss(
     return total / n_terms
 
 
+def embedding_distillation(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean cosine distance ``1 - cos(s, t)`` between the student's and a frozen teacher's
+    embeddings of the *same* views (one ``(B, E)`` tensor per view, in the same order).
+
+    Unlike :func:`dino_loss`, whose target is the teacher's distribution over prototypes (nearly
+    uniform while the teacher is young), this pulls the student's embedding onto the teacher's
+    directly, the way DistilHuBERT distils hidden states. Same-view pairs are the point here: the
+    teacher is not learning, so there is no trivial solution to avoid.
+    """
+    if len(student) != len(teacher) or not teacher:
+        raise ValueError(f"need one student embedding per teacher view, got {len(student)} and {len(teacher)}")
+    terms = [1 - F.cosine_similarity(s.float(), t.detach().float(), dim=-1).mean() for s, t in zip(student, teacher)]
+    return torch.stack(terms).mean()
+
+
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 """Sums a tensor over processes and returns the sum, e.g. ``lambda t: (dist.all_reduce(t), t)[1]``."""
 

@@ -94,6 +94,7 @@ class LossConfig:
     mpl: float = 1.0  # multi-cluster masked prediction (Content)
     mpl_unmasked: float = 0.0  # weight of the same loss on unmasked frames (fairseq pred_nomask_weight; HuBERT: 0)
     distill: float = 1.0  # DINO distillation from the frozen teacher (Other)
+    distill_embedding: float = 0.0  # cosine distance student/teacher utterance embedding on the global crops (Other)
     regulariser: float = 1.0  # content adversary behind the gradient reversal layer (Other)
     reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)
     feature_penalty: float = 10.0  # HuBERT's L2 penalty on the CNN output

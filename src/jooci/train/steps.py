@@ -35,7 +35,7 @@ from torch import Tensor
 from jooci.data.augment import augment
 from jooci.data.dataset import Batch
 from jooci.features import log_mel
-from jooci.losses.dino import DINOCenter, View, dino_loss, multi_crop, rdino_regularizer
+from jooci.losses.dino import DINOCenter, View, dino_loss, embedding_distillation, multi_crop, rdino_regularizer
 from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
 from jooci.losses.regularizer import adversary_loss, reconstruction_loss
 from jooci.models._util import padding_mask as make_padding_mask
@@ -109,8 +109,8 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     views = _views(batch, ctx)
     n_global = c.crops.n_global
     with torch.no_grad():
-        _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
-    s_features, s_logits = _speaker_views(student, views, n_global)
+        _, _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
+    _, s_features, s_logits = _speaker_views(student, views, n_global)
     distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
                         teacher_temp=c.teacher_temp)
     reg = rdino_regularizer(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
@@ -132,7 +132,8 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     c = ctx.losses
     full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
-    loss = c.distill * terms["distill"] + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"]
+    loss = (c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
+            + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
     metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
     return StepOutput(loss, metrics)
 
@@ -147,8 +148,8 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     content_loss, content_metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
                                   out.padding_mask, mel=out.mel)
-    loss = (content_loss + c.distill * terms["distill"] + c.regulariser * terms["adversary"]
-            + c.reconstruction * terms["reconstruction"])
+    loss = (content_loss + c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
+            + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
     metrics.update(content_metrics)
     metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
     return StepOutput(loss, metrics)
@@ -179,22 +180,30 @@ def _content_terms(logits: list[Tensor], features_penalty: Tensor, batch: Batch,
 
 def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch, ctx: StepContext,
                  regulariser_logits: Tensor, pad: Tensor, mel: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, float]]:
-    """Distillation over multi-crop views, the adversary on the full batch, optional reconstruction."""
+    """Distillation over multi-crop views, the adversary on the full batch, optional reconstruction.
+
+    Two distillation terms: the DINO one (the student's prototype distribution on every crop learns
+    the teacher's centred, sharpened one on the global crops) and, with ``losses.distill_embedding``,
+    the cosine distance between the student's and the teacher's utterance embeddings on the same
+    global crop (the student's DINO head is the teacher's, so both embeddings live in one space).
+    """
     c = ctx.losses
     views = _views(batch, ctx)
     n_global = c.crops.n_global
     with torch.no_grad():
-        _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
-    s_logits = []
+        t_emb, _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
+    s_logits, s_emb = [], []
     for group in (views[:n_global], views[n_global:]):  # globals together, locals together
         if group:
             wav, lengths = _stack(group)
             o = model.forward_other(wav, lengths, grl_lambda=ctx.grl_lambda)
             s_logits += list(o.dino.logits.split(batch.waveforms.shape[0]))
+            s_emb += list(o.embedding.split(batch.waveforms.shape[0]))
     # The frozen teacher comes with the centre it finished training with; it stays fixed here, so
     # the targets do not drift (centering fights collapse of a *learning* teacher, not needed now).
     distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
                         teacher_temp=c.teacher_temp)
+    embed = embedding_distillation(s_emb[:n_global], t_emb)
 
     name = ctx.label_names[model.cfg.regulariser_label_set]
     adv_targets = _align(batch.labels[name], regulariser_logits.shape[1])
@@ -205,11 +214,11 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
         target, _ = log_mel(batch.waveforms, batch.lengths, rate=50, num_mel_bins=mel.shape[-1])
         t = min(target.shape[1], mel.shape[1])
         recon = reconstruction_loss(mel[:, :t], target[:, :t].to(mel.device), pad[:, :t])
-    metrics = {"distill": distill.item(), "adversary": adv.loss.item(), "adversary_acc": adv.accuracy,
-               "grl_lambda": ctx.grl_lambda}
+    metrics = {"distill": distill.item(), "distill_embedding": embed.item(), "adversary": adv.loss.item(),
+               "adversary_acc": adv.accuracy, "grl_lambda": ctx.grl_lambda}
     if mel is not None:
         metrics["reconstruction"] = recon.item()
-    return {"distill": distill, "adversary": adv.loss, "reconstruction": recon}, metrics
+    return {"distill": distill, "distill_embedding": embed, "adversary": adv.loss, "reconstruction": recon}, metrics
 
 
 def _views(batch: Batch, ctx: StepContext) -> list[View]:
@@ -222,10 +231,12 @@ def _views(batch: Batch, ctx: StepContext) -> list[View]:
     return views
 
 
-def _speaker_views(model: SpeakerModel, views: list[View], n_global: int) -> tuple[list[Tensor], list[Tensor]]:
+def _speaker_views(model: SpeakerModel, views: list[View], n_global: int
+                   ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """The speaker model on each view's 100 Hz log-mel (globals stacked into one batch, locals
-    into another): per view, the DINO head's features (B, F) and prototype logits (B, K)."""
-    features, logits = [], []
+    into another): per view, the embedding (B, E), the DINO head's features (B, F) and its
+    prototype logits (B, K)."""
+    embeddings, features, logits = [], [], []
     for group in (views[:n_global], views[n_global:]):
         if not group:
             continue
@@ -233,9 +244,10 @@ def _speaker_views(model: SpeakerModel, views: list[View], n_global: int) -> tup
         mel, frames = log_mel(wav, lengths, rate=100)
         out = model(mel.to(wav.device), frames.to(wav.device))
         b = group[0].waveforms.shape[0]
+        embeddings += list(out.embedding.split(b))
         features += list(out.head.features.split(b))
         logits += list(out.head.logits.split(b))
-    return features, logits
+    return embeddings, features, logits
 
 
 def _quantized(batch: Batch) -> Batch:

@@ -1,0 +1,195 @@
+"""Speaker verification with no trained back-end: cosine scores of an utterance embedding on the
+ASV trials, as RDINO and other self-supervised speaker models are reported (EER on Vox1-O by
+cosine, no PLDA, no head).
+
+It answers a question the SUPERB ASV task cannot: how much speaker information a model's *own*
+embedding carries. ``jooci verify`` scores any of
+
+- ``fbank``: the utterance's log-mel mean and standard deviation (a no-learning floor);
+- a teacher folder (``RUN/teacher/final``): the RDINO speaker model's embedding;
+- a JOOCI folder: its utterance embedding (the Other encoder's pooled output);
+- any jooci model folder with ``layer=N``: mean and standard deviation of hidden state ``N``;
+
+so the demo can say whether the teacher learned speakers, and how much of it the Other encoder
+took over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from jooci.audio import load_audio
+from jooci.data.manifest import Utterance
+from jooci.superb.data import DataFolder, TaskDataError, task_splits
+from jooci.superb.metrics import P_TARGETS, eer, min_dcf
+from jooci.superb.tasks.asv import score_trials
+
+EmbedFn = Callable[[Tensor, Tensor], Tensor]
+"""(B, S) waveforms, (B,) lengths -> (B, E) embeddings."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    source: str
+    eer: float
+    min_dcf: dict[str, float]
+    num_trials: int
+    num_utterances: int
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "eer": self.eer, "min_dcf": self.min_dcf, "num_trials": self.num_trials,
+                "num_utterances": self.num_utterances}
+
+
+def _stats(h: Tensor, frames: Tensor) -> Tensor:
+    """(B, T, D), (B,) -> (B, 2D) masked mean and standard deviation over time."""
+    keep = (torch.arange(h.shape[1], device=h.device)[None, :] < frames[:, None]).to(h.dtype)[..., None]
+    n = keep.sum(1).clamp_min(1)
+    mean = (h * keep).sum(1) / n
+    std = (((h - mean[:, None]) ** 2 * keep).sum(1) / n).clamp_min(1e-8).sqrt()
+    return torch.cat([mean, std], dim=-1)
+
+
+def fbank_embedder() -> EmbedFn:
+    from jooci.features import log_mel
+
+    def embed(wav: Tensor, lengths: Tensor) -> Tensor:
+        mel, frames = log_mel(wav, lengths, rate=100)
+        return _stats(mel, frames.to(mel.device))
+
+    return embed
+
+
+def teacher_embedder(folder: str | os.PathLike, device: str = "cpu") -> EmbedFn:
+    """The speaker model a teacher phase wrote (its encoder's embedding, before the DINO head)."""
+    from safetensors.torch import load_file
+
+    from jooci.configio import from_dict
+    from jooci.features import log_mel
+    from jooci.models.speaker import SpeakerConfig, SpeakerModel
+
+    folder = Path(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    model = SpeakerModel(from_dict(SpeakerConfig, meta["config"]))
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors.pop("center", None)
+    model.load_state_dict(tensors)
+    model.to(device).eval()
+
+    def embed(wav: Tensor, lengths: Tensor) -> Tensor:
+        mel, frames = log_mel(wav, lengths, rate=100)
+        return model(mel.to(device), frames.to(device)).embedding
+
+    return embed
+
+
+def model_embedder(folder: str | os.PathLike, layer: int | None = None, device: str = "cpu") -> EmbedFn:
+    """A jooci model's utterance embedding (``layer`` None; JOOCI only), or mean+std of a hidden state."""
+    from jooci import hub
+
+    model = hub.load(folder, map_location=device).eval()
+
+    def embed(wav: Tensor, lengths: Tensor) -> Tensor:
+        out = model.extract_features(wav.to(device), lengths.to(device))
+        if layer is None:
+            if out.embedding is None:
+                raise ValueError(f"{folder}: this model has no utterance embedding; pick a hidden state with layer=N")
+            return out.embedding
+        if not 0 <= layer < len(out.hidden_states):
+            raise ValueError(f"{folder}: layer {layer} asked for, the model has 0..{len(out.hidden_states) - 1}")
+        return _stats(out.hidden_states[layer].float(), out.lengths)
+
+    return embed
+
+
+def embedder(source: str, layer: int | None = None, device: str = "cpu") -> EmbedFn:
+    """``fbank``, a teacher folder or a jooci model folder (see the module docstring)."""
+    if source == "fbank":
+        return fbank_embedder()
+    meta_path = Path(source) / "config.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{source}: not 'fbank' and no config.json there (a model or teacher folder)")
+    model_type = json.loads(meta_path.read_text()).get("model_type")
+    if model_type == "speaker":
+        if layer is not None:
+            raise ValueError(f"{source}: a teacher has no hidden-state layers to choose; drop layer")
+        return teacher_embedder(source, device)
+    return model_embedder(source, layer, device)
+
+
+@torch.no_grad()
+def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float = 32.0) -> dict[str, Tensor]:
+    """{id: (E,) float32 CPU embedding}, batching utterances of similar length."""
+    out: dict[str, Tensor] = {}
+    order = sorted(utts, key=lambda u: u.num_samples)
+    i = 0
+    while i < len(order):
+        width = order[i].num_samples
+        group = [order[i]]
+        while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * 16000:
+            group.append(order[i + len(group)])
+        wavs = [torch.from_numpy(load_audio(u.path)) for u in group]
+        width = max(w.shape[0] for w in wavs)
+        batch = torch.zeros(len(wavs), width)
+        for j, w in enumerate(wavs):
+            batch[j, : w.shape[0]] = w
+        lengths = torch.tensor([w.shape[0] for w in wavs])
+        emb = embed(batch, lengths).float().cpu()
+        out.update({u.id: emb[j] for j, u in enumerate(group)})
+        i += len(group)
+    return out
+
+
+def verify(source: str, data: str | os.PathLike, *, layer: int | None = None, device: str = "cpu",
+           label: str | None = None) -> VerifyResult:
+    """Cosine-scored EER and minDCF of ``source``'s embedding on the ASV test trials in ``data``."""
+    splits = task_splits("asv", DataFolder(data))
+    named = {x for _, a, b in splits.trials for x in (a, b)}
+    utts = [u for u in splits.test if u.id in named]
+    emb = embed_utterances(embedder(source, layer, device), utts)
+    scores, labels = score_trials(emb, splits.trials)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{source}: non-finite embeddings (a collapsed or broken model?)")
+    name = label or (f"{source} layer {layer}" if layer is not None else source)
+    return VerifyResult(name, round(eer(scores, labels), 3),
+                        {str(p): round(min_dcf(scores, labels, p), 4) for p in P_TARGETS}, len(labels), len(utts))
+
+
+def add_verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", nargs="+", required=True,
+                   help="one or more of: 'fbank', a teacher folder (RUN/teacher/final), a jooci model folder; "
+                        "FOLDER:N scores mean+std of hidden state N")
+    p.add_argument("--data", required=True, help="folder with the ASV manifests and trials.txt (e.g. a JOOCI-synth corpus)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+
+
+def run_verify_command(args: argparse.Namespace) -> int:
+    results = []
+    try:
+        for spec in args.model:
+            source, layer = spec, None
+            if spec != "fbank" and ":" in spec and spec.rsplit(":", 1)[1].isdigit():
+                source, n = spec.rsplit(":", 1)
+                layer = int(n)
+            results.append(verify(source, args.data, layer=layer, device=args.device, label=spec))
+    except (TaskDataError, FileNotFoundError, ValueError) as e:
+        print(f"jooci verify: error: {e}", file=sys.stderr)
+        return 2
+    print("| embedding | EER % | minDCF (p=0.01) | trials |\n|---|---|---|---|")
+    for r in results:
+        print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps([r.to_dict() for r in results], indent=1))
+    return 0

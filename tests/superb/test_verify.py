@@ -1,0 +1,69 @@
+"""`jooci verify`: cosine-scored trials on a model's own embedding (fbank, teacher, JOOCI, layers)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from jooci.cli import main
+from jooci.data.manifest import read_manifest
+from jooci.losses.dino import DINOCenter
+from jooci.models.speaker import SpeakerModel, speaker_config
+from jooci.superb.verify import embed_utterances, fbank_embedder, model_embedder, verify
+from jooci.train.loop import _save_final
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    torch.manual_seed(0)
+    model = SpeakerModel(speaker_config("tiny"))
+    final = tmp_path_factory.mktemp("teacher") / "final"
+    _save_final("teacher", model, final, DINOCenter(model.cfg.head.out_dim))
+    return final
+
+
+def _trials(corpus):
+    return [line.split() for line in (corpus / "trials.txt").read_text().splitlines()]
+
+
+def test_batched_embeddings_equal_one_at_a_time(corpus, tiny_jooci):
+    utts = read_manifest(corpus / "test.jsonl")[:6]
+    for embed in (fbank_embedder(), model_embedder(tiny_jooci), model_embedder(tiny_jooci, layer=1)):
+        together = embed_utterances(embed, utts, batch_seconds=60)
+        alone = embed_utterances(embed, utts, batch_seconds=0.01)  # one utterance per batch
+        assert together.keys() == alone.keys() == {u.id for u in utts}
+        for k in together:
+            assert torch.allclose(together[k], alone[k], atol=1e-4, rtol=1e-4), k
+
+
+def test_every_source_scores_every_trial(corpus, tiny_jooci, tiny_baseline, tiny_teacher):
+    n = len(_trials(corpus))
+    for source, layer in (("fbank", None), (str(tiny_teacher), None), (str(tiny_jooci), None),
+                          (str(tiny_baseline), 2)):
+        r = verify(source, corpus, layer=layer)
+        assert r.num_trials == n
+        assert 0.0 <= r.eer <= 100.0
+        assert set(r.min_dcf) == {"0.01", "0.05"}
+
+
+def test_bad_requests_name_the_folder(corpus, tiny_baseline, tiny_teacher, tmp_path):
+    with pytest.raises(ValueError, match="no utterance embedding"):
+        verify(str(tiny_baseline), corpus)
+    with pytest.raises(ValueError, match="layer 99"):
+        verify(str(tiny_baseline), corpus, layer=99)
+    with pytest.raises(ValueError, match="teacher has no hidden-state layers"):
+        verify(str(tiny_teacher), corpus, layer=1)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        verify(str(tmp_path), corpus)
+
+
+def test_cli_writes_json_and_reports_errors(corpus, tiny_jooci, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["verify", "--model", "fbank", f"{tiny_jooci}:1", "--data", str(corpus), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["source"] for r in rows] == ["fbank", f"{tiny_jooci}:1"]
+    assert "| fbank |" in capsys.readouterr().out
+    assert main(["verify", "--model", str(tmp_path / "nowhere"), "--data", str(corpus)]) == 2
+    assert "nowhere" in capsys.readouterr().err
