@@ -22,6 +22,9 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
         assert set(doc["tasks"]) == {"pr", "asr", "sid", "asv", "er"}
         assert f"| {model} |" in report
     assert "JOOCI" in report.split("\n")[2]  # the verdict paragraph
+    speaker = json.loads((out / "eval" / "verify.json").read_text())
+    assert [r["source"] for r in speaker] == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
+    assert all(0 <= r["eer"] <= 100 for r in speaker) and "## Where the speaker information is" in report
     baseline = (out / "pretrain" / "baseline-extra" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(baseline[-1])["step"] == 3, "the baseline gets phase 2's number of extra Content updates"
     capsys.readouterr()

@@ -5,9 +5,11 @@ Stages (each reused when already finished, so a second run takes seconds)::
     1 corpus      JOOCI-synth (jooci synth)
     2 pretrain    targets -> Content iterations -> teacher -> phase 1 -> phase 2, and the
                   HuBERT-style baseline with the same number of Content updates (jooci pretrain --all)
-    3 evaluate    fbank floor, baseline and JOOCI on PR, ASR, SID, ASV, ER (jooci evaluate)
-    4 ablations   optional: JOOCI variants retrained from the shared Content model and teacher
-    5 report      DIR/report/report.md with tables, plots, training curves, timings, a verdict
+    3 ablations   optional: JOOCI variants retrained from the shared Content model and teacher
+    4 evaluate    fbank floor, baseline and JOOCI on PR, ASR, SID, ASV, ER (jooci evaluate)
+    5 speaker     each model's own embedding on the ASV trials, no trained head (jooci verify):
+      check       the log-mel statistics, the RDINO teacher, every JOOCI's Other embedding
+    6 report      DIR/report/report.md with tables, plots, training curves, timings, a verdict
 
 It is formant synthesis, far from real speech: the numbers show whether the mechanism works in
 a controlled setting, not what LibriSpeech or VoxCeleb would give.
@@ -99,7 +101,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; choose from {', '.join(ABLATIONS)}")
     t_start = time.perf_counter()
-    stages = Stages(out, 4 + bool(ablate))
+    stages = Stages(out, 5 + bool(ablate))
     corpus = out / "corpus"
     cfg = load_config(_config_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
                                              *(overrides or [])])
@@ -140,7 +142,10 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
         return runs
 
     runs = stages.run("evaluate", evaluate_all)
-    report = stages.run("report", write_demo_report, out, runs, cfg, pre, stages.times, minutes)
+    teacher_dir = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
+    speaker = stages.run("speaker check", speaker_check, out / "eval" / "verify.json", corpus, teacher_dir,
+                         {k: v for k, v in models.items() if k.startswith("jooci")}, str(dist.device))
+    report = stages.run("report", write_demo_report, out, runs, cfg, pre, stages.times, minutes, speaker)
     total = time.perf_counter() - t_start
     print(f"\nreport: {report}\n(demo wall time this run: {total / 60:.1f} min)")
     return report
@@ -150,8 +155,38 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
 # The report
 
 
+def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Path], device: str) -> list[dict]:
+    """EER of each model's *own* embedding on the ASV trials, cosine-scored with no trained head
+    (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
+    embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
+    Written to ``path`` and reused."""
+    from jooci.superb.verify import verify
+
+    if path.exists():
+        return json.loads(path.read_text())
+    sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
+               **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
+    rows = [verify(src, corpus, device=device, label=name).to_dict() for name, src in sources.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def speaker_section(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    out = ["## Where the speaker information is", "",
+           "Each model's own utterance embedding, cosine-scored on the ASV test trials with no trained "
+           "head (`jooci verify`; the way RDINO is reported). The Other encoder is distilled from the "
+           "teacher: far worse than the teacher means the distillation did not carry the teacher's "
+           "speaker information over; a teacher no better than the log-mel statistics has little to give.",
+           "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ |", "|---|---|---|"]
+    out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} |" for r in rows]
+    return out + [""]
+
+
 def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_times: dict[str, float],
-                      minutes: float) -> Path:
+                      minutes: float, speaker: list[dict] | None = None) -> Path:
     """report.md = the evaluation table and plots (jooci report) + what the demo adds: setting,
     training curves, timings, machine, and a verdict in words."""
     from jooci.superb.report import load_run, write_report
@@ -165,6 +200,7 @@ def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_ti
     lines = ["# jooci demo: JOOCI vs a HuBERT-style baseline on JOOCI-synth", "",
              verdict(docs), "", "## Setting", "", *setting(cfg, pre, minutes), "",
              "## Results", "", table.split("\n", 1)[1] if table.startswith("#") else table, "",
+             *speaker_section(speaker or []),
              "## Training curves", "", f"![training curves]({curves.name})", "",
              "## Time", "", "| stage | seconds |", "|---|---|",
              *[f"| {k} | {v} |" for k, v in stage_times.items()], "",
