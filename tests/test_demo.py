@@ -25,6 +25,10 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
     speaker = json.loads((out / "eval" / "verify.json").read_text())
     assert [r["source"] for r in speaker] == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
     assert all(0 <= r["eer"] <= 100 for r in speaker) and "## Where the speaker information is" in report
+    stage_times = json.loads((out / "stage_times.json").read_text())
+    printed = capsys.readouterr().out
+    assert "== stage 5/5: report" in printed and "from scratch on a 2-core CPU" in printed
+    assert list(stage_times) == ["corpus", "pretrain", "evaluate", "speaker check", "report"]
     baseline = (out / "pretrain" / "baseline-extra" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(baseline[-1])["step"] == 3, "the baseline gets phase 2's number of extra Content updates"
     capsys.readouterr()
@@ -33,6 +37,19 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     assert time.perf_counter() - t0 < 30, "a second run reuses every finished stage"
     assert "report:" in capsys.readouterr().out
+
+
+def test_estimate_follows_the_work():
+    from jooci.demo import _config_path, estimate_seconds
+    from jooci.train.config import load_config
+
+    small = estimate_seconds(load_config(_config_path("small"), []), 60, 0)
+    assert list(small) == ["corpus", "pretrain", "evaluate", "speaker check", "report"]
+    assert 10 * 60 < sum(small.values()) < 20 * 60  # the measured demo: 13.6 min
+    longer = estimate_seconds(load_config(_config_path("small"), ["schedule.scale=2"]), 60, 0)
+    assert longer["pretrain"] > 1.7 * small["pretrain"] and longer["evaluate"] == small["evaluate"]
+    ablated = estimate_seconds(load_config(_config_path("small"), []), 60, 2)
+    assert "ablations" in ablated and ablated["evaluate"] > small["evaluate"]
 
 
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):

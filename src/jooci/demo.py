@@ -54,19 +54,53 @@ def _config_path(preset: str) -> Path:
     raise FileNotFoundError(f"no config for preset {preset!r} in {CONFIGS}")
 
 
-class Stages:
-    """Prints one line per stage with its elapsed time, and keeps the timings for the report."""
+# Seconds per unit of work on the reference machine (the project's 2-core CPU, small preset, 16 s
+# batches, 60-minute corpus; measured 2026-11-26, benchmarks/demo.md): what the time estimate uses.
+REFERENCE_SECONDS = {
+    "step/content": 0.43, "step/teacher": 0.65, "step/phase1": 1.11, "step/phase2": 2.18,
+    "targets/mfcc": 10.0, "targets/model": 60.0,  # per 60 minutes of audio
+    "corpus": 10.5, "evaluate/model": 69.0, "verify/source": 9.0,  # per 60 minutes of audio
+    "report": 2.0,
+}
 
-    def __init__(self, out: Path, total: int):
+
+def estimate_seconds(cfg, minutes: float, ablations: int) -> dict[str, float]:
+    """Each stage's expected wall time for a fresh run on the reference machine (2-core CPU)."""
+    r, s = REFERENCE_SECONDS, cfg.schedule
+    audio, batch = minutes / 60.0, cfg.data.batch_seconds / 16.0
+    steps = {p: s.of(p).steps for p in ("content", "teacher", "phase1", "phase2")}
+    content = steps["content"] * s.content_iterations + steps["phase2"]  # + the baseline's extra updates
+    joint = steps["phase1"] * r["step/phase1"] + steps["phase2"] * r["step/phase2"]
+    pretrain = batch * (content * r["step/content"] + steps["teacher"] * r["step/teacher"] + joint) \
+        + audio * (r["targets/mfcc"] + (s.content_iterations - 1) * r["targets/model"])
+    out = {"corpus": audio * r["corpus"], "pretrain": pretrain}
+    if ablations:
+        out["ablations"] = ablations * batch * joint
+    out["evaluate"] = (3 + ablations) * audio * r["evaluate/model"]
+    out["speaker check"] = (2 + 1 + ablations) * audio * r["verify/source"]
+    out["report"] = r["report"]
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+class Stages:
+    """Prints one line per stage with its elapsed and estimated time, and keeps the timings for
+    the report. Estimates are for a fresh stage on the reference machine; a finished stage is
+    reused in about a second."""
+
+    def __init__(self, out: Path, total: int, estimates: dict[str, float] | None = None):
         self.out, self.total, self.n = out, total, 0
+        self.estimates = estimates or {}
         self.times: dict[str, float] = {}
+        self._t0 = time.perf_counter()
         self._path = out / "stage_times.json"
         if self._path.exists():
             self.times = json.loads(self._path.read_text())
 
     def run(self, name: str, fn, *args, **kwargs):
         self.n += 1
-        print(f"\n== stage {self.n}/{self.total}: {name}", flush=True)
+        est = self.estimates.get(name)
+        hint = f" (fresh: ~{_duration(est)} on a 2-core CPU)" if est else ""
+        print(f"\n== stage {self.n}/{self.total}: {name}{hint}", flush=True)
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         dt = time.perf_counter() - t0
@@ -74,8 +108,12 @@ class Stages:
         if name not in self.times or dt > 5:
             self.times[name] = round(dt, 1)
         self._path.write_text(json.dumps(self.times, indent=1))
-        print(f"== {name}: {dt:.1f} s", flush=True)
+        print(f"== {name}: {dt:.1f} s (demo so far: {_duration(time.perf_counter() - self._t0)})", flush=True)
         return result
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minutes: float = 60.0, seed: int = 0,
@@ -101,10 +139,13 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; choose from {', '.join(ABLATIONS)}")
     t_start = time.perf_counter()
-    stages = Stages(out, 5 + bool(ablate))
     corpus = out / "corpus"
     cfg = load_config(_config_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
                                              *(overrides or [])])
+    estimates = estimate_seconds(cfg, minutes, len(ablate))
+    print(f"jooci demo -> {out}: {len(estimates)} stages, ~{_duration(sum(estimates.values()))} from scratch on a "
+          "2-core CPU (finished stages are reused)", flush=True)
+    stages = Stages(out, len(estimates), estimates)
 
     stages.run("corpus", synthesize, corpus, SynthConfig(minutes=minutes, seed=seed, speakers=speakers))
     dist = init_distributed(cfg.run.device)
