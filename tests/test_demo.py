@@ -52,6 +52,39 @@ def test_estimate_follows_the_work():
     assert "ablations" in ablated and ablated["evaluate"] > small["evaluate"]
 
 
+def _doc(values: dict, items: dict | None = None) -> dict:
+    metric = {"pr": "per", "asr": "wer", "sid": "accuracy", "asv": "eer", "er": "accuracy"}
+    return {"tasks": {t: {"metric": metric[t], "value": v, "extra": {"items": items[t]} if items else {}}
+                      for t, v in values.items()}}
+
+
+def test_verdict_reads_accuracy_as_higher_is_better():
+    """Point values (results without per-item records): SID/ER accuracy up is a win, PER/EER down is a win."""
+    from jooci.demo import verdict
+
+    base = _doc({"pr": 70.0, "asr": 99.0, "sid": 23.0, "asv": 37.0, "er": 45.0})
+    good = _doc({"pr": 68.0, "asr": 99.0, "sid": 40.0, "asv": 30.0, "er": 50.0})
+    text = verdict({"jooci": good, "baseline": base})
+    assert text.startswith("**JOOCI beat the baseline on every Other task (SID, ASV, ER) without losing")
+    assert "JOOCI better: PR, SID, ASV, ER; worse: none" in text
+    text = verdict({"jooci": base, "baseline": good})
+    assert "did not beat" in text and "worse: PR, SID, ASV, ER" in text
+
+
+def test_verdict_uses_the_paired_bootstrap_when_items_exist():
+    from jooci.demo import verdict
+
+    n = 200
+    right = {"pr": [[1, 10]] * n, "asr": [[9, 10]] * n, "sid": [1] * 150 + [0] * 50, "er": [1] * 100 + [0] * 100,
+             "asv": [[i / n, i % 2] for i in range(n)]}
+    # JOOCI: a little better on ER (101 vs 100 right): within noise, so not a win
+    jooci = dict(right, er=[1] * 101 + [0] * 99)
+    text = verdict({"jooci": _doc({"pr": 10, "asr": 90, "sid": 75, "asv": 50, "er": 50.5}, jooci),
+                    "baseline": _doc({"pr": 10, "asr": 90, "sid": 75, "asv": 50, "er": 50}, right)})
+    assert "did not beat" in text and "no clear difference: PR, ASR, SID, ASV, ER" in text
+    assert "ER +0.5 [" in text
+
+
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
     try:
         main(["demo", "--out", str(tmp_path), "--ablate", "no-such-thing"])

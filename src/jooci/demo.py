@@ -40,7 +40,8 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "no-regulariser": ("without the gradient-reversal content adversary", ["losses.regulariser=0"]),
     "recon": ("with the log-mel reconstruction decoder",
               ["losses.reconstruction=1", "model.mel_decoder={{dim: {dim}}}"]),
-    "unfrozen-phase1": ("Content not frozen in phase 1", ["schedule.freeze_content_phase1=false"]),
+    "unfrozen-phase1": ("Content not frozen in phase 1", ["schedule.freeze_content_phase1=false",
+                                                         "schedule.freeze_frontend_phase1=false"]),
 }
 
 TASKS = ("pr", "asr", "sid", "asv", "er")
@@ -286,23 +287,30 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
 
 def verdict(docs: dict[str, dict[str, Any]]) -> str:
     """One paragraph in plain words: did JOOCI beat the baseline on Other tasks without losing on
-    Content tasks?"""
+    Content tasks? A task counts as won or lost only where the paired test-set bootstrap interval
+    of the difference excludes 0 (:func:`jooci.superb.report.compare`); results without per-item
+    records fall back to the bare point values, and the paragraph says so."""
+    from jooci.superb.metrics import METRICS
+    from jooci.superb.report import compare
+
     if "jooci" not in docs or "baseline" not in docs:
         return ""
-
-    def err(doc: dict, task: str) -> float | None:
-        t = doc.get("tasks", {}).get(task)
-        if not t:
-            return None
-        v = t["value"]
-        return 100.0 - v if t.get("higher_is_better") else v
-
-    better, worse, same = [], [], []
+    better, worse, same, details = [], [], [], []
+    paired = True
     for task in TASKS:
-        j, b = err(docs["jooci"], task), err(docs["baseline"], task)
-        if j is None or b is None:
+        j, b = docs["jooci"].get("tasks", {}).get(task), docs["baseline"].get("tasks", {}).get(task)
+        if not j or not b:
             continue
-        (better if j < b - 1e-9 else worse if j > b + 1e-9 else same).append(task.upper())
+        c = compare(j, b)
+        if c is None:
+            paired = False
+            higher = METRICS[j["metric"]][0]
+            diff = j["value"] - b["value"]
+            kind = "same" if abs(diff) < 1e-9 else ("better" if (diff > 0) == higher else "worse")
+        else:
+            kind = c["verdict"]
+            details.append(f"{task.upper()} {c['difference']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]")
+        {"better": better, "worse": worse, "same": same}[kind].append(task.upper())
     other_ok = all(t.upper() in better for t in OTHER_TASKS)
     content_ok = not any(t.upper() in worse for t in CONTENT_TASKS)
     if other_ok and content_ok:
@@ -311,9 +319,14 @@ def verdict(docs: dict[str, dict[str, Any]]) -> str:
         head = "**JOOCI beat the baseline on every Other task (SID, ASV, ER), but lost on a Content task.**"
     else:
         head = "**JOOCI did not beat the baseline on every Other task.**"
-    return (f"{head} Lower error than the baseline: {', '.join(better) or 'none'}; higher: "
-            f"{', '.join(worse) or 'none'}{'; equal: ' + ', '.join(same) if same else ''}. "
-            "Single run, one seed: differences of a point or two are within noise at this scale.")
+    if paired:
+        how = ("Better or worse means the paired bootstrap interval of the difference (95 %, test items resampled) "
+               f"excludes 0; JOOCI − baseline in each metric's unit: {'; '.join(details)}. The intervals leave out "
+               "the randomness of pretraining and head training (one seed each), so they understate the noise.")
+    else:
+        how = "Bare point values (these results carry no per-item records): differences of a point or two are noise."
+    return (f"{head} JOOCI better: {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; "
+            f"no clear difference: {', '.join(same) or 'none'}. {how}")
 
 
 def plot_training_curves(pre: Path, path: Path) -> Path:

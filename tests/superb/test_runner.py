@@ -6,7 +6,8 @@ import torch
 
 from jooci.hub import load
 from jooci.superb import evaluate
-from jooci.superb.report import add_report_arguments, load_run, markdown, run_report
+from jooci.superb.metrics import bootstrap_interval, item_statistic
+from jooci.superb.report import add_report_arguments, compare, load_run, markdown, run_report
 from jooci.superb.runner import add_evaluate_arguments, run_evaluate
 
 RANGES = {"pr": ("per", 0, 200), "asr": ("wer", 0, 200), "sid": ("accuracy", 0, 100), "asv": ("eer", 0, 100),
@@ -59,6 +60,25 @@ def test_all_five_metrics_in_range_with_dev_lr_and_weights(runs):
     assert doc["timings"]["extract_s"] >= 0 and "er" in doc["timings"]["tasks_s"]
 
 
+def test_every_task_stores_test_items_that_reproduce_its_value(runs):
+    out, doc, fb = runs
+    for d in (doc, fb):  # doc read back from results.json, fb as returned
+        for task, r in d["tasks"].items():
+            items = r["extra"]["items"]
+            n = r["extra"]["trials"] if task == "asv" else r["num_test"]
+            assert len(items) == n, task
+            assert item_statistic(r["metric"], items) == r["value"], task  # exactly the reported value
+            low, high = r["extra"]["ci95"]
+            assert [low, high] == list(bootstrap_interval(r["metric"], items)) and low <= r["value"] <= high, task
+    for task in doc["tasks"]:  # the two models' items are aligned: the same test set, in the same order
+        c = compare(doc["tasks"][task], fb["tasks"][task])
+        assert c["verdict"] in ("better", "worse", "same") and c["low"] <= c["high"], task
+        assert c["difference"] == pytest.approx(doc["tasks"][task]["value"] - fb["tasks"][task]["value"])
+        if task in ("pr", "asr", "asv"):  # reference token counts / trial labels, item by item
+            a, b = doc["tasks"][task]["extra"]["items"], fb["tasks"][task]["extra"]["items"]
+            assert [x[1] for x in a] == [x[1] for x in b], task
+
+
 def test_report_table_and_plots(runs, tmp_path):
     out, doc, fb = runs
     parser = argparse.ArgumentParser()
@@ -70,6 +90,10 @@ def test_report_table_and_plots(runs, tmp_path):
     assert "| model | params (M) | layers | PR PER ↓ | ASR WER ↓ | SID acc ↑ | ASV EER ↓ | ER acc ↑ | mean rel. vs FBANK |" in md
     assert "| FBANK |" in md and "| tiny-JOOCI |" in md and "(reference)" in md
     assert "minDCF p_target=0.01" in md and "Layer-wise analysis" in md and "ASR character error rate" in md
+    assert "**Test-set uncertainty.**" in md and "Paired difference to FBANK" in md
+    paired = next(line for line in md.splitlines() if line.startswith("| tiny-JOOCI |") and "[" in line
+                  and any(w in line for w in ("better", "worse", "within noise")))
+    assert paired.count("[") == 5  # one paired interval per task
     for png in ("layer_weights.png", "layerwise.png"):
         assert (tmp_path / "r" / png).read_bytes()[:4] == b"\x89PNG"
     # relative improvement by hand for one task

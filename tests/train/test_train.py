@@ -100,6 +100,18 @@ def test_phase1_freezes_content_and_phase2_trains_both(run):
     assert changed(fresh_other, p1.other), "phase 1 trained the Other encoder"
 
 
+def test_phase1_can_train_the_shared_cnn_with_content_frozen(run, tmp_path):
+    """schedule.freeze_frontend_phase1=false: phase 1's Other losses train the shared CNN too,
+    while the Content encoder stays bit-identical."""
+    cfg = _cfg(run["manifest"].parent, "schedule.freeze_frontend_phase1=false", "schedule.phase1.steps=3")
+    out = train_phase(cfg, "phase1", tmp_path / "p1", PhaseInputs(run["labels"], run["content"], run["teacher"]),
+                      DistInfo(), manifest=run["manifest"], progress=False)
+    before, after = hub.load(run["content"]), hub.load(out)
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    assert same(before.content, after.content) and same(before.cluster_heads, after.cluster_heads)
+    assert not same(before.frontend, after.frontend)
+
+
 @pytest.mark.parametrize("phase", ["content", "teacher", "phase2"])
 def test_resume_is_exact(run, phase, tmp_path):
     """Stopped after 3 of 6 steps and resumed: steps 4-6 repeat the uninterrupted run's losses."""

@@ -14,11 +14,17 @@ minDCF: ``min over thresholds of (C_miss * P_miss * p_target + C_fa * P_fa * (1 
 divided by ``min(C_miss * p_target, C_fa * (1 - p_target))`` (NIST SRE / Kaldi normalisation),
 C_miss = C_fa = 1, over the same thresholds plus accept-all and reject-all. Always reported with
 its ``p_target`` (Kaldi/SpeechBrain default 0.01, 3D-Speaker 0.05).
+
+Test-set uncertainty: :func:`item_statistic` recomputes a metric from per-item test records
+(``extra["items"]`` of a task), :func:`bootstrap_interval` resamples those items, and
+:func:`paired_bootstrap` resamples the same items for two models (the interval of their
+difference). Head-training randomness is not resampled: the intervals are lower bounds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -145,3 +151,221 @@ def mean_relative_improvement(results: Mapping[str, tuple[str, float]],
                 used.append(task)
                 vals.append(r)
     return (float(np.mean(vals)) if vals else None), used
+
+
+# --- test-set uncertainty ------------------------------------------------------------------------
+#
+# Every task stores per-item test records (``extra["items"]``) from which its metric can be
+# recomputed; resampling those items with replacement gives a percentile bootstrap interval, and
+# resampling the same indices for two models gives a paired interval of their difference. Only the
+# test-set sampling is resampled: the randomness of head training (seed, LR sweep) is not, so the
+# intervals are a lower bound on the real uncertainty.
+
+# index entries per resampling chunk: bounds the memory of a bootstrap (~10 float64 arrays this size)
+_CHUNK_ELEMENTS = 500_000
+# a bootstrap gives up after this many draws per wanted resample (EER resamples with one class only)
+_MAX_DRAWS_PER_RESAMPLE = 20
+
+
+def error_items(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Per-utterance ``[edits, reference tokens]`` of :func:`error_rate`'s computation, in order.
+
+    Edits are the substitutions + deletions + insertions of jiwer's alignment of that utterance.
+    As in :func:`error_rate`, an utterance with an empty reference is left out of the alignment
+    (its hypothesis costs nothing) and contributes ``[0, 0]``; so
+    ``item_statistic("per", error_items(r, h)) == error_rate(r, h)`` exactly.
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    items = [[0, len(r)] for r in references]
+    keep = [i for i, r in enumerate(references) if len(r)]
+    if not keep:
+        raise ValueError("no reference tokens to score against")
+    out = jiwer.process_words([" ".join(references[i]) for i in keep], [" ".join(hypotheses[i]) for i in keep])
+    total = 0
+    for i, chunks in zip(keep, out.alignments):
+        edits = 0
+        for c in chunks:
+            if c.type == "insert":
+                edits += c.hyp_end_idx - c.hyp_start_idx
+            elif c.type != "equal":  # substitute / delete: counted on the reference side, as jiwer does
+                edits += c.ref_end_idx - c.ref_start_idx
+        items[i][0] = edits
+        total += edits
+    if total != out.substitutions + out.deletions + out.insertions:  # jiwer changed how it counts
+        raise RuntimeError(f"per-utterance edits sum to {total}, jiwer's pooled count is "
+                           f"{out.substitutions + out.deletions + out.insertions}")
+    return items
+
+
+class _Items:
+    """Items of one metric as arrays, checked once."""
+
+    def __init__(self, metric: str, items: Any):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+        self.metric = metric
+        if metric in ("per", "wer"):
+            a = np.asarray(items, dtype=np.float64)
+            if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] == 0:
+                raise ValueError(f"{metric} items must be a non-empty list of [edits, reference_tokens], "
+                                 f"got shape {a.shape}")
+            if np.any(a < 0) or np.any(a != np.round(a)):
+                raise ValueError(f"{metric} items must be non-negative integer counts")
+            self.edits, self.refs = a[:, 0].astype(np.int64), a[:, 1].astype(np.int64)
+            if self.refs.sum() == 0:
+                raise ValueError("no reference tokens to score against")
+        elif metric == "accuracy":
+            a = np.asarray(items, dtype=np.float64)
+            if a.ndim != 1 or a.size == 0 or not np.all((a == 0) | (a == 1)):
+                raise ValueError(f"accuracy items must be a non-empty list of 0/1, got shape {a.shape}")
+            self.correct = a
+        else:  # eer
+            a = np.asarray(items, dtype=np.float64)
+            if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] == 0:
+                raise ValueError(f"eer items must be a non-empty list of [score, label], got shape {a.shape}")
+            self.scores, self.labels = a[:, 0], a[:, 1]
+            self.value = eer(self.scores, self.labels)  # checks finiteness, 0/1 labels, both classes
+            # trial -> its distinct-score group, groups in descending score order (the ROC's thresholds)
+            order = np.argsort(-self.scores, kind="mergesort")
+            s = self.scores[order]
+            group_sorted = np.r_[0, np.cumsum(s[1:] != s[:-1])]
+            self.group = np.empty(s.size, dtype=np.int64)
+            self.group[order] = group_sorted
+            self.n_groups = int(group_sorted[-1]) + 1
+            self.pos = (self.labels == 1).astype(np.float64)
+        self.n = a.shape[0]
+
+    def statistic(self) -> float:
+        if self.metric in ("per", "wer"):
+            return 100.0 * int(self.edits.sum()) / int(self.refs.sum())  # the arithmetic of error_rate
+        if self.metric == "accuracy":
+            return 100.0 * float(np.mean(self.correct))  # the arithmetic of accuracy
+        return self.value
+
+    def resampled(self, idx: np.ndarray) -> np.ndarray:
+        """The statistic of each row of ``idx`` (k, n) of item indices; NaN where undefined
+        (no reference token; an EER resample with one class only)."""
+        if self.metric in ("per", "wer"):
+            refs = self.refs[idx].sum(axis=1).astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = 100.0 * self.edits[idx].sum(axis=1) / refs
+            return np.where(refs > 0, out, np.nan)
+        if self.metric == "accuracy":
+            return 100.0 * self.correct[idx].mean(axis=1)
+        k = idx.shape[0]
+        flat = (self.group[idx] + self.n_groups * np.arange(k)[:, None]).ravel()
+        size = k * self.n_groups
+        total = np.bincount(flat, minlength=size).reshape(k, self.n_groups).astype(np.float64)
+        pos = np.bincount(flat, weights=self.pos[idx].ravel(), minlength=size).reshape(k, self.n_groups)
+        return eer_from_counts(pos, total - pos)
+
+
+def eer_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """:func:`eer` of many weighted trial sets at once, in %.
+
+    Args:
+        pos, neg: (k, G) how many target / non-target trials of each row sit at each distinct
+            score, the G scores in descending order (a zero column adds a repeated ROC point,
+            which moves no crossing).
+
+    Returns:
+        (k,) EER per row; NaN for a row without target or without non-target trials.
+    """
+    pos, neg = np.atleast_2d(np.asarray(pos, dtype=np.float64)), np.atleast_2d(np.asarray(neg, dtype=np.float64))
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    k = pos.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpr = np.concatenate([np.zeros((k, 1)), fp / n_neg], axis=1)
+        fnr = np.concatenate([np.ones((k, 1)), 1.0 - tp / n_pos], axis=1)
+        d = fnr - fpr  # +1 at reject-all, -1 at accept-all, non-increasing in between
+        i = np.argmax(d <= 0, axis=1)  # first point at or past the crossing (>= 1: d[0] = 1)
+        rows = np.arange(k)
+        d1, d0 = d[rows, i], d[rows, i - 1]
+        f1, f0 = fpr[rows, i], fpr[rows, i - 1]
+        t = d0 / (d0 - d1)
+        out = np.where(d1 == 0, f1, f0 + t * (f1 - f0))
+    valid = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
+    return np.where(valid, 100.0 * out, np.nan)
+
+
+def item_statistic(metric: str, items: Any) -> float:
+    """The task metric recomputed from its per-item test records (``extra["items"]``).
+
+    Formats: ``per``/``wer``: ``[[edits, reference_tokens], ...]`` per utterance, pooled
+    ``100 * sum(edits) / sum(reference_tokens)`` (:func:`error_rate`); ``accuracy``: ``[0 or 1,
+    ...]`` per utterance, ``100 * mean``; ``eer``: ``[[score, label], ...]`` per trial, :func:`eer`.
+    """
+    return _Items(metric, items).statistic()
+
+
+def _bootstrap(sets: Sequence[_Items], resamples: int, seed: int) -> np.ndarray:
+    """(resamples, len(sets)) statistics, every set resampled with the same item indices; draws
+    whose statistic is undefined for any set are redrawn (deterministic for a seed)."""
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    n = sets[0].n
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, _CHUNK_ELEMENTS // n))
+    kept: list[np.ndarray] = []
+    have = drawn = 0
+    while have < resamples:
+        if drawn >= _MAX_DRAWS_PER_RESAMPLE * resamples:
+            raise ValueError(f"only {have} of {drawn} bootstrap resamples had a defined {sets[0].metric}; "
+                             "too few items of one kind to bootstrap")
+        k = min(chunk, resamples - have)
+        idx = rng.integers(0, n, size=(k, n))
+        drawn += k
+        stats = np.stack([s.resampled(idx) for s in sets], axis=1)
+        stats = stats[np.all(np.isfinite(stats), axis=1)]
+        kept.append(stats)
+        have += stats.shape[0]
+    return np.concatenate(kept)[:resamples]
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    low, high = np.percentile(values, [50.0 * (1.0 - level), 50.0 * (1.0 + level)])
+    return float(low), float(high)
+
+
+def bootstrap_interval(metric: str, items: Any, resamples: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`item_statistic`: the items resampled with
+    replacement ``resamples`` times (numpy Generator seeded with ``seed``). For EER, a resample
+    with only one class is redrawn. Test-set sampling only: head-training randomness is not in it."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return _percentiles(_bootstrap([_Items(metric, items)], resamples, seed)[:, 0], level)
+
+
+def paired_bootstrap(metric: str, items_a: Any, items_b: Any, resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> dict[str, float | int]:
+    """Paired bootstrap of ``statistic(a) - statistic(b)`` for two models scored on the same test
+    items: each resample applies the same item indices to both, so what both get right or wrong
+    alike cancels.
+
+    Returns:
+        {"difference": on the full set, "low", "high": the percentile interval of the difference,
+        "resamples", "level"}.
+
+    Raises:
+        ValueError: the item lists differ in length, or are not the same test set (EER: the
+            trial labels differ; PER/WER: the reference token counts differ).
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    a, b = _Items(metric, items_a), _Items(metric, items_b)
+    if a.n != b.n:
+        raise ValueError(f"the item lists differ in length ({a.n} vs {b.n}): not the same test set")
+    if metric == "eer" and not np.array_equal(a.labels, b.labels):
+        raise ValueError("the trial labels differ: paired EERs need the same trial list, in the same order")
+    if metric in ("per", "wer") and not np.array_equal(a.refs, b.refs):
+        raise ValueError("the reference token counts differ: paired error rates need the same test utterances, "
+                         "in the same order")
+    stats = _bootstrap([a, b], resamples, seed)
+    low, high = _percentiles(stats[:, 0] - stats[:, 1], level)
+    return {"difference": a.statistic() - b.statistic(), "low": low, "high": high, "resamples": int(resamples),
+            "level": level}

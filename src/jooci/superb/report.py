@@ -1,9 +1,10 @@
 """``jooci report``: several ``results.json`` -> one markdown table and the plots.
 
 - ``report.md``: models x tasks (PR PER, ASR WER, SID acc, ASV EER + minDCF, ER acc), the
-  relative improvement over a reference model per task and its mean over tasks (DESIGN §2 row
-  14: relative error reduction, accuracy -> error = 100 - acc), the learning rates chosen, and
-  the layer-wise probe values.
+  test-set uncertainty (95 % bootstrap intervals, and the paired difference to the reference with
+  a verdict, for runs that stored per-item test records), the relative improvement over a
+  reference model per task and its mean over tasks (DESIGN §2 row 14: relative error reduction,
+  accuracy -> error = 100 - acc), the learning rates chosen, and the layer-wise probe values.
 - ``layer_weights.png``: the learned softmax layer weights, one panel per model, one line per task.
 - ``layerwise.png``: the layer-wise analysis, a linear probe per hidden state for PR (Content) and
   SID (Other), one column per model; Content states blue, Other states orange.
@@ -19,10 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jooci.superb.metrics import METRICS, mean_relative_improvement, relative_improvement
+from jooci.superb.metrics import (METRICS, bootstrap_interval, mean_relative_improvement, paired_bootstrap,
+                                  relative_improvement)
 
 TASK_ORDER = ("pr", "asr", "sid", "asv", "er")
 TASK_TITLES = {"pr": "PR PER ↓", "asr": "ASR WER ↓", "sid": "SID acc ↑", "asv": "ASV EER ↓", "er": "ER acc ↑"}
+VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "within noise"}
 
 
 class ReportError(ValueError):
@@ -53,8 +56,93 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def compare(task_a: dict[str, Any], task_b: dict[str, Any], resamples: int = 1000, level: float = 0.95,
+            seed: int = 0) -> dict[str, Any] | None:
+    """Paired test-set bootstrap of run A against run B on one task.
+
+    Args:
+        task_a, task_b: two ``results.json`` task entries (``doc["tasks"][task]``) of the same task
+            on the same test set.
+
+    Returns:
+        :func:`~jooci.superb.metrics.paired_bootstrap`'s dict (``difference`` = A - B in the
+        metric's unit, ``low``, ``high``, ``resamples``, ``level``) plus ``verdict``: "better" or
+        "worse" for A relative to B when the interval excludes 0 (minding whether the metric is
+        higher-better), else "same". None when either entry has no ``extra["items"]`` (results
+        written before the items were stored).
+
+    Raises:
+        ValueError: different metrics, or item lists that are not the same test set.
+    """
+    items_a = (task_a.get("extra") or {}).get("items")
+    items_b = (task_b.get("extra") or {}).get("items")
+    if items_a is None or items_b is None:
+        return None
+    metric = task_a["metric"]
+    if task_b["metric"] != metric:
+        raise ValueError(f"cannot compare {metric} with {task_b['metric']}")
+    out: dict[str, Any] = paired_bootstrap(metric, items_a, items_b, resamples, level, seed)
+    higher = METRICS[metric][0]
+    if out["low"] > 0:
+        out["verdict"] = "better" if higher else "worse"
+    elif out["high"] < 0:
+        out["verdict"] = "worse" if higher else "better"
+    else:
+        out["verdict"] = "same"
+    return out
+
+
+def _interval(task: dict[str, Any]) -> tuple[float, float] | None:
+    """A task entry's stored 95 % interval (computed from its items if only those are stored)."""
+    extra = task.get("extra") or {}
+    if extra.get("ci95") is not None:
+        return float(extra["ci95"][0]), float(extra["ci95"][1])
+    if extra.get("items") is not None:
+        return bootstrap_interval(task["metric"], extra["items"])
+    return None
+
+
+def _uncertainty(docs: Sequence[dict[str, Any]], labels: list[str], ref: dict[str, Any], ref_label: str,
+                 tasks: list[str]) -> list[str]:
+    """The "Test-set uncertainty" lines; empty when no run stored per-item test records."""
+    if not any((d["tasks"][t].get("extra") or {}).get("items") is not None for d in docs for t in d["tasks"]):
+        return []
+    out = ["", "**Test-set uncertainty.** 95 % percentile bootstrap intervals over the test items (utterances; "
+           "ASV: trials), 1000 resamples. They cover test-set sampling only, not the randomness of head training "
+           "(seed, learning-rate sweep), so the real uncertainty is larger. '-': no per-item records in that run.", "",
+           "| model | " + " | ".join(TASK_TITLES[t] for t in tasks) + " |", "|" + "---|" * (1 + len(tasks))]
+    for d, label in zip(docs, labels):
+        cells = []
+        for t in tasks:
+            ci = _interval(d["tasks"][t]) if t in d["tasks"] else None
+            cells.append("-" if ci is None else f"{_fmt(d['tasks'][t]['value'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    others = [(d, label) for d, label in zip(docs, labels) if d is not ref]
+    if others:
+        out += ["", f"Paired difference to {ref_label} (model − {ref_label}, in the metric's unit; the same "
+                "resampled test items for both) with its 95 % interval: 'better' / 'worse' where the interval excludes "
+                "0, 'within noise' where it does not.", "",
+                f"| model − {ref_label} | " + " | ".join(TASK_TITLES[t] for t in tasks) + " |",
+                "|" + "---|" * (1 + len(tasks))]
+        for d, label in others:
+            cells = []
+            for t in tasks:
+                c = None
+                if t in d["tasks"] and t in ref["tasks"]:
+                    try:
+                        c = compare(d["tasks"][t], ref["tasks"][t])
+                    except ValueError:
+                        cells.append("not the same test set")
+                        continue
+                cells.append("-" if c is None else f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] "
+                             f"{VERDICT_WORDS[c['verdict']]}")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(docs: Sequence[dict[str, Any]], reference: str | None = None) -> str:
-    """The report's markdown: results table, relative improvements, LRs, probes."""
+    """The report's markdown: results table, test-set uncertainty (runs with per-item test records),
+    relative improvements, LRs, probes."""
     labels = [_label(d) for d in docs]
     ref_label = reference or labels[0]
     if ref_label not in labels:
@@ -74,6 +162,7 @@ def markdown(docs: Sequence[dict[str, Any]], reference: str | None = None) -> st
         rel = "(reference)" if d is ref else (f"{mean:+.1f}% ({','.join(used)})" if mean is not None else "n/a")
         out.append(f"| {label} | {d['model']['num_parameters'] / 1e6:.2f} | {d.get('layer_selection', 'all')} | "
                    + " | ".join(cells) + f" | {rel} |")
+    out += _uncertainty(docs, labels, ref, ref_label, tasks)
     out += ["", f"Relative improvement over {ref_label} per task: relative error reduction "
             "(e_ref - e) / e_ref, accuracy read as error = 100 - acc; the mean is over the tasks both runs have "
             "(n/a where the reference makes no error).", "",

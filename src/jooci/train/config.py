@@ -66,6 +66,9 @@ class ScheduleConfig:
     phase1: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
     phase2: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 2e-4, 30))
     freeze_content_phase1: bool = True  # the paper: phase 1 trains the Other encoder only
+    # The shared CNN is neither encoder; whether phase 1 trains it (with the Other losses, at the
+    # frontend's grad_mult) is left open by the paper. See docs/method.md T3/T24.
+    freeze_frontend_phase1: bool = True
     scale: float = 1.0  # multiplies every phase's steps and warm-up (base.yaml at 0.1 = a tenth of the paper's schedule)
 
     def of(self, phase: Phase) -> PhaseSchedule:

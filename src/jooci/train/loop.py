@@ -275,9 +275,10 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
         for name in ("frontend", "content", "cluster_heads"):
             getattr(model, name).load_state_dict(getattr(content, name).state_dict())
         model.dino_head.load_state_dict(teacher.head.state_dict())
-        if cfg.schedule.freeze_content_phase1:
-            for name in ("frontend", "content", "cluster_heads"):
-                getattr(model, name).requires_grad_(False)  # frozen, and so left out of the optimizer
+        frozen = (("content", "cluster_heads") if cfg.schedule.freeze_content_phase1 else ()) + \
+            (("frontend",) if cfg.schedule.freeze_frontend_phase1 else ())
+        for name in frozen:
+            getattr(model, name).requires_grad_(False)  # frozen, and so left out of the optimizer
     else:
         if inputs.init is None:
             raise ValueError("phase2 needs the phase-1 model to start from")

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from jooci.data.corpora import Trial
 from jooci.superb.data import TaskSplits
 from jooci.superb.featurizer import Featurizer
-from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, eer, min_dcf
+from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, bootstrap_interval, eer, min_dcf
 from jooci.superb.tasks.common import FeatureView, FrameBatch, TaskSettings, frame_batches, padding_mask
 
 
@@ -117,5 +117,8 @@ class ASVTask:
         if split == "test":
             extra = {"min_dcf": {f"p_target={p:g}": min_dcf(scores, labels, p) for p in P_TARGETS},
                      "eer_definition": EER_DEFINITION, "scoring": "cosine", "trials": len(labels),
-                     "train_speakers": len(self.speakers)}
+                     "train_speakers": len(self.speakers),
+                     # [score, label] per trial, in trial-list order: the test-set bootstrap (metrics.item_statistic)
+                     "items": [[float(s), int(y)] for s, y in zip(scores.tolist(), labels.tolist())]}
+            extra["ci95"] = list(bootstrap_interval(self.metric, extra["items"]))
         return eer(scores, labels), extra

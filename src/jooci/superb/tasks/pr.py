@@ -14,7 +14,7 @@ from jooci.data.manifest import Utterance
 from jooci.data.synth import ARPABET_39
 from jooci.superb.data import TaskDataError, TaskSplits
 from jooci.superb.featurizer import Featurizer
-from jooci.superb.metrics import error_rate
+from jooci.superb.metrics import bootstrap_interval, error_items, error_rate
 from jooci.superb.tasks.common import FeatureView, FrameBatch, TaskSettings, frame_batches, greedy_ctc, shuffled
 
 
@@ -120,9 +120,13 @@ class CTCTask:
         value = error_rate(refs, hyp_words)
         extra: dict[str, Any] = {"examples": [{"ref": " ".join(r), "hyp": " ".join(h)}
                                               for r, h in zip(refs[:3], hyp_words[:3])]}
-        if self.metric == "wer" and split == "test":
-            # characters show progress long before words come out right
-            extra["cer"] = error_rate([list("|".join(r)) for r in refs], [list("|".join(h)) for h in hyp_words])
+        if split == "test":
+            # per-utterance [edits, reference tokens]: the test-set bootstrap (metrics.item_statistic)
+            extra["items"] = error_items(refs, hyp_words)
+            extra["ci95"] = list(bootstrap_interval(self.metric, extra["items"]))
+            if self.metric == "wer":
+                # characters show progress long before words come out right
+                extra["cer"] = error_rate([list("|".join(r)) for r in refs], [list("|".join(h)) for h in hyp_words])
         return value, extra
 
     def units(self, tokens: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from jooci.superb.data import TaskSplits
 from jooci.superb.featurizer import Featurizer
-from jooci.superb.metrics import accuracy
+from jooci.superb.metrics import accuracy, bootstrap_interval
 from jooci.superb.tasks.common import FeatureView, TaskSettings
 
 
@@ -68,7 +68,13 @@ class PooledClassifierTask:
 
     def evaluate(self, head: nn.Module, split: str) -> tuple[float, dict[str, Any]]:
         pred = head(self.x[split]).argmax(-1)
-        return accuracy(self.y[split].numpy(), pred.numpy()), {"classes": len(self.classes)}
+        labels, pred = self.y[split].numpy(), pred.numpy()
+        extra: dict[str, Any] = {"classes": len(self.classes)}
+        if split == "test":
+            # 1 / 0 per test utterance, in test order: the test-set bootstrap (metrics.item_statistic)
+            extra["items"] = (labels == pred).astype(int).tolist()
+            extra["ci95"] = list(bootstrap_interval(self.metric, extra["items"]))
+        return accuracy(labels, pred), extra
 
 
 class SIDTask(PooledClassifierTask):
