@@ -166,3 +166,14 @@ def test_cli_refuses_bad_input_with_exit_code_2(corpus, tmp_path, capsys):
                                    "--tasks", "pr,sid"])
     assert run_evaluate(bad_pairs) == 2
     assert "no data folder given for task(s) sid" in capsys.readouterr().out
+
+
+def test_summary_table_shows_the_test_interval():
+    from jooci.superb.runner import summary_table
+
+    row = {"metric": "accuracy", "value": 40.0, "dev_value": 38.0, "lr": 0.01, "seconds": 1.0}
+    doc = {"model": {"name": "m", "kind": "jooci"}, "layer_selection": "all",
+           "tasks": {"sid": {**row, "extra": {"ci95": [32.5, 47.25]}}, "er": {**row, "extra": {}}}}
+    lines = summary_table(doc).splitlines()
+    assert "| sid | accuracy | 40.00 | [32.50, 47.25] |" in lines[4]
+    assert "| er | accuracy | 40.00 | - |" in lines[5]

@@ -372,9 +372,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def summary_table(doc: dict[str, Any]) -> str:
     """A short markdown table of one run."""
     lines = [f"{doc['model']['name']} ({doc['model']['kind']}), layers: {doc['layer_selection']}", "",
-             "| task | metric | test | dev | lr | seconds |", "|---|---|---|---|---|---|"]
+             "| task | metric | test | test 95% interval | dev | lr | seconds |", "|---|---|---|---|---|---|---|"]
     for t, r in doc["tasks"].items():
-        lines.append(f"| {t} | {r['metric']} | {r['value']:.2f} | {r['dev_value']:.2f} | {r['lr']:g} | {r['seconds']} |")
+        ci = (r.get("extra") or {}).get("ci95")
+        interval = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-"
+        lines.append(f"| {t} | {r['metric']} | {r['value']:.2f} | {interval} | {r['dev_value']:.2f} | {r['lr']:g} "
+                     f"| {r['seconds']} |")
     if "asv" in doc["tasks"]:
         dcf = doc["tasks"]["asv"]["extra"]["min_dcf"]
         lines.append("\nASV minDCF: " + ", ".join(f"{k} {v:.4f}" for k, v in dcf.items()))
