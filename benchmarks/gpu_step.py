@@ -157,7 +157,7 @@ def main() -> None:
                 module._frozen[0].to(dev).train(name == "teacher")
                 module._frozen[1].center = module._frozen[1].center.to(dev)
             counter = iter(range(10**6))
-            bench_train(name, module, lambda: module(batch, ctx(next(counter))).loss)
+            bench_train(name, module, lambda m=module: m(batch, ctx(next(counter))).loss)
             del module
         except Exception:
             emit(out, what="error", model=name, err=traceback.format_exc()[-1500:])
@@ -195,9 +195,9 @@ def main() -> None:
             continue
         model = build().to(dev).eval()
 
-        def run() -> None:
+        def run(m=model) -> None:
             with torch.no_grad(), autocast:
-                model.extract_features(x, lengths)
+                m.extract_features(x, lengths)
 
         sec = timed(run, dev, args.warm, args.reps)
         emit(out, what="extract", model=name, batch=xb, seconds=xs, step_s=round(sec, 4), audio_s_per_s=round(xb * xs / sec, 1))

@@ -22,7 +22,7 @@ from jooci.targets.pipeline import TargetsConfig, make_targets
 from jooci.targets.sources import mfcc_source, model_source
 from jooci.train.config import load_config
 from jooci.train.distributed import DistInfo
-from jooci.train.loop import PhaseInputs, train_phase
+from jooci.train.loop import PhaseInputs, load_teacher, train_phase
 
 DEVICE = os.environ.get("JOOCI_TEST_DEVICE", "cuda")
 pytestmark = [
@@ -139,12 +139,9 @@ def test_teacher_trains_on_device(device_run):
     """The teacher's DINO loss first rises while its centre settles (see tests/train/test_train.py,
     which checks that it falls over 20 fp32 steps on the CPU); over 12 bf16 steps on an H200 it was
     flat (4.793 -> 4.798), so here: finite losses and a teacher that moved away from its init."""
-    from jooci.train.loop import load_teacher
-    from jooci.train.config import load_config as _load
-
     rows = _metrics(device_run["root"] / "teacher")
     assert len(rows) == STEPS and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
-    cfg = _load(None, [])
+    cfg = load_config(None, [])
     trained, _ = load_teacher(device_run["teacher"], cfg)
     torch.manual_seed(cfg.run.seed * 1000)  # what train_phase seeds before it builds the student
     fresh = type(trained)(trained.cfg)
