@@ -85,6 +85,28 @@ def test_verdict_uses_the_paired_bootstrap_when_items_exist():
     assert "ER +0.5 [" in text
 
 
+def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
+    """A demo rerun with an extra ablation scores that one model, and keeps the rows it has."""
+    import jooci.superb.verify as V
+    from jooci.demo import speaker_check
+
+    calls = []
+
+    def fake(source, data, *, layer=None, device="cpu", label=None):
+        calls.append(label)
+        return V.VerifyResult(label, 10.0 + len(calls), {"0.01": 1.0}, 4, 2)
+
+    monkeypatch.setattr(V, "verify", fake)
+    path = tmp_path / "verify.json"
+    first = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
+    assert calls == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
+    rows = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
+    assert calls[3:] == ["jooci recon Other embedding"] and rows[:3] == first
+    assert [r["source"] for r in json.loads(path.read_text())][-1] == "jooci recon Other embedding"
+    speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
+    assert len(calls) == 4
+
+
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
     try:
         main(["demo", "--out", str(tmp_path), "--ablate", "no-such-thing"])

@@ -201,16 +201,17 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     """EER of each model's *own* embedding on the ASV trials, cosine-scored with no trained head
     (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
     embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
-    Written to ``path`` and reused."""
+    Rows are kept in ``path``; a later run scores only the sources it does not hold yet (an
+    ablation added with ``--ablate``)."""
     from jooci.superb.verify import verify
 
-    if path.exists():
-        return json.loads(path.read_text())
     sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
                **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
-    rows = [verify(src, corpus, device=device, label=name).to_dict() for name, src in sources.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=1))
+    done = {r["source"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+    rows = [done.get(name) or verify(src, corpus, device=device, label=name).to_dict() for name, src in sources.items()]
+    if [r["source"] for r in rows] != list(done):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1))
     return rows
 
 

@@ -10,6 +10,7 @@ feeds before its ``log_input``); the model then applies the same per-utterance i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,3 +117,26 @@ def speaker_config(preset: str) -> SpeakerConfig:
     if preset == "base":
         return SpeakerConfig()
     raise ValueError(f"unknown preset {preset!r}; choose one of tiny, small, base")
+
+
+def load_speaker_folder(path: str | os.PathLike) -> tuple[SpeakerModel, Tensor | None]:
+    """A teacher folder written by the teacher phase (``config.json`` with model_type "speaker" +
+    ``model.safetensors``) -> (the model in eval mode, the DINO centre it finished with or None).
+
+    Raises:
+        ValueError: the folder holds no speaker model.
+    """
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = json.loads((path / "config.json").read_text())
+    if meta.get("model_type") != "speaker":
+        raise ValueError(f"{path}: not a speaker (teacher) model folder")
+    model = SpeakerModel(config_from_dict(SpeakerConfig, meta["config"]))
+    tensors = load_file(str(path / "model.safetensors"))
+    center = tensors.pop("center", None)
+    model.load_state_dict(tensors)
+    return model.eval(), center

@@ -104,13 +104,20 @@ def eer(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[int]
         labels: (n,) 1 = target (same speaker), 0 = non-target.
     """
     fpr, fnr, _ = _roc(np.asarray(scores), np.asarray(labels))
+    return 100.0 * float(_crossing(fpr[None], fnr[None])[0])
+
+
+def _crossing(fpr: np.ndarray, fnr: np.ndarray) -> np.ndarray:
+    """(k, P) ROC polylines (reject-all point first) -> (k,) rate where FNR = FPR, by linear
+    interpolation on the segment that crosses (the one EER definition, for :func:`eer` and
+    :func:`eer_from_counts`)."""
     d = fnr - fpr  # +1 at reject-all, -1 at accept-all, non-increasing in between
-    i = int(np.argmax(d <= 0))  # first point at or past the crossing
-    if d[i] == 0:
-        return 100.0 * float(fpr[i])
-    # the crossing lies on the segment (i-1, i): d goes from > 0 to < 0
-    t = d[i - 1] / (d[i - 1] - d[i])
-    return 100.0 * float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+    i = np.argmax(d <= 0, axis=1)  # first point at or past the crossing (>= 1: d[:, 0] = 1)
+    rows = np.arange(d.shape[0])
+    d1, d0 = d[rows, i], d[rows, i - 1]
+    f1, f0 = fpr[rows, i], fpr[rows, i - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d1 == 0, f1, f0 + d0 / (d0 - d1) * (f1 - f0))
 
 
 def min_dcf(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[int], p_target: float,
@@ -279,13 +286,7 @@ def eer_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         fpr = np.concatenate([np.zeros((k, 1)), fp / n_neg], axis=1)
         fnr = np.concatenate([np.ones((k, 1)), 1.0 - tp / n_pos], axis=1)
-        d = fnr - fpr  # +1 at reject-all, -1 at accept-all, non-increasing in between
-        i = np.argmax(d <= 0, axis=1)  # first point at or past the crossing (>= 1: d[0] = 1)
-        rows = np.arange(k)
-        d1, d0 = d[rows, i], d[rows, i - 1]
-        f1, f0 = fpr[rows, i], fpr[rows, i - 1]
-        t = d0 / (d0 - d1)
-        out = np.where(d1 == 0, f1, f0 + t * (f1 - f0))
+        out = _crossing(fpr, fnr)
     valid = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
     return np.where(valid, 100.0 * out, np.nan)
 

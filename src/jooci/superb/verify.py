@@ -72,19 +72,10 @@ def fbank_embedder() -> EmbedFn:
 
 def teacher_embedder(folder: str | os.PathLike, device: str = "cpu") -> EmbedFn:
     """The speaker model a teacher phase wrote (its encoder's embedding, before the DINO head)."""
-    from safetensors.torch import load_file
-
-    from jooci.configio import from_dict
     from jooci.features import log_mel
-    from jooci.models.speaker import SpeakerConfig, SpeakerModel
+    from jooci.models.speaker import load_speaker_folder
 
-    folder = Path(folder)
-    meta = json.loads((folder / "config.json").read_text())
-    model = SpeakerModel(from_dict(SpeakerConfig, meta["config"]))
-    tensors = load_file(str(folder / "model.safetensors"))
-    tensors.pop("center", None)
-    model.load_state_dict(tensors)
-    model.to(device).eval()
+    model = load_speaker_folder(folder)[0].to(device)
 
     def embed(wav: Tensor, lengths: Tensor) -> Tensor:
         mel, frames = log_mel(wav, lengths, rate=100)
@@ -134,7 +125,6 @@ def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float
     order = sorted(utts, key=lambda u: u.num_samples)
     i = 0
     while i < len(order):
-        width = order[i].num_samples
         group = [order[i]]
         while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * 16000:
             group.append(order[i + len(group)])

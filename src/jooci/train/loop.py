@@ -293,25 +293,15 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
 def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerModel, DINOCenter]:
     """A teacher folder written by the teacher phase (``config.json`` + ``model.safetensors``,
     whose ``center`` tensor is the DINO centre the teacher finished with), in eval mode."""
-    from safetensors.torch import load_file
+    from jooci.models.speaker import load_speaker_folder
 
-    from jooci.configio import from_dict
-    from jooci.models.speaker import SpeakerConfig
-
-    path = Path(path)
-    meta = json.loads((path / "config.json").read_text())
-    if meta.get("model_type") != "speaker":
-        raise ValueError(f"{path}: not a speaker (teacher) model folder")
-    tcfg = from_dict(SpeakerConfig, meta["config"])
-    if tcfg != cfg.teacher:
+    model, saved_center = load_speaker_folder(path)
+    if model.cfg != cfg.teacher:
         raise ValueError(f"{path}: the teacher's architecture differs from the config's teacher section")
-    model = SpeakerModel(tcfg)
-    tensors = load_file(str(path / "model.safetensors"))
-    center = DINOCenter(tcfg.head.out_dim, momentum=1.0)
-    if "center" in tensors:
-        center.center.copy_(tensors.pop("center").reshape(1, -1))
-    model.load_state_dict(tensors)
-    return model.eval(), center
+    center = DINOCenter(model.cfg.head.out_dim, momentum=1.0)
+    if saved_center is not None:
+        center.center.copy_(saved_center.reshape(1, -1))
+    return model, center
 
 
 def _save_final(phase: Phase, model: nn.Module, final: Path, center: DINOCenter | None) -> None:
