@@ -2,7 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jooci.models.frontend import WAV2VEC2_CONV, ConvFrontend, FrontendConfig, MaskedGroupNorm, conv_output_lengths
+from jooci.features import log_mel
+from jooci.models.frontend import (WAV2VEC2_CONV, ConvFrontend, FrontendConfig, MaskedGroupNorm, MelFrontend,
+                                   build_frontend, conv_output_lengths)
 
 TINY_CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
 
@@ -88,3 +90,77 @@ def test_rejects_bad_input():
         fe(torch.randn(2, 1, 800))
     with pytest.raises(ValueError, match="lengths"):
         fe(torch.randn(2, 800), torch.tensor([900, 10]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The log-mel kind (the small preset's frontend)
+
+
+def _mel_frontend() -> MelFrontend:
+    fe = build_frontend(FrontendConfig(kind="mel", n_mels=40))
+    assert isinstance(fe, MelFrontend)
+    with torch.no_grad():
+        fe.layer_norm.weight.add_(0.2 * torch.randn(40))
+        fe.layer_norm.bias.add_(0.2 * torch.randn(40))
+    return fe.eval()
+
+
+def test_mel_frontend_frames_match_the_cnn_and_are_normalised_log_mel():
+    fe = _mel_frontend()
+    cfg = fe.cfg
+    assert cfg.dim == 40 and cfg.stride == 320 == FrontendConfig().stride
+    wav = 0.1 * torch.randn(1, 16000)
+    out = fe(wav)
+    assert out.lengths.tolist() == conv_output_lengths(torch.tensor([16000]), WAV2VEC2_CONV).tolist() == [49]
+    assert out.features.shape == (1, 49, 40) and float(out.penalty) == 0.0
+    mel, _ = log_mel(wav, rate=50, num_mel_bins=40)
+    torch.testing.assert_close(out.features, fe.layer_norm(mel))
+    for s in [399, 400, 719, 720, 32123]:
+        assert int(fe(torch.randn(1, s)).lengths[0]) == int(conv_output_lengths(torch.tensor([s]), WAV2VEC2_CONV)[0])
+
+
+def test_mel_frontend_keeps_the_spectral_shape_and_drops_only_the_level():
+    """What the small preset relies on: a louder copy gives the same frames (LayerNorm per frame),
+    while a different spectrum (a filtered copy) does not."""
+    fe = _mel_frontend()
+    wav = 0.1 * torch.randn(1, 16000)
+    base = fe(wav).features
+    torch.testing.assert_close(fe(4.0 * wav).features, base, atol=1e-4, rtol=0)
+    lowpassed = F.avg_pool1d(wav[:, None], 8, stride=1, padding=4)[:, 0, :16000]
+    assert (fe(lowpassed).features - base).abs().mean() > 0.1
+
+
+def test_mel_frontend_padded_batch_gives_each_items_features_alone(pad):
+    fe = _mel_frontend()
+    items = [torch.randn(16000), torch.randn(9000), torch.randn(4100), torch.randn(500), torch.randn(300)]
+    wav, lens = pad(items)
+    wav[1, 9000:] = 5.0
+    with torch.no_grad():
+        batch = fe(wav, lens)
+        for i, x in enumerate(items):
+            alone = fe(x[None])
+            n = int(alone.lengths[0])
+            assert int(batch.lengths[i]) == n
+            torch.testing.assert_close(batch.features[i, :n], alone.features[0], atol=1e-5, rtol=0)
+            assert batch.features[i, n:].abs().sum() == 0
+    assert batch.lengths.tolist()[-1] == 0 and torch.isfinite(batch.features).all()
+    # frames for the padded width, as the CNN gives (span masks are drawn for that width), even
+    # when every item is shorter than the batch
+    for extra in (0, 700):
+        wide = F.pad(wav, (0, extra))
+        expected = int(conv_output_lengths(torch.tensor([wide.shape[1]]), WAV2VEC2_CONV)[0])
+        assert fe(wide, lens).features.shape[1] == expected
+
+
+def test_mel_frontend_trains_only_its_norm_and_rejects_bad_input():
+    fe = build_frontend(FrontendConfig(kind="mel"))
+    assert [n for n, _ in fe.named_parameters()] == ["layer_norm.weight", "layer_norm.bias"]
+    wav = torch.randn(2, 4000, requires_grad=True)
+    fe(wav).features.pow(2).sum().backward()
+    assert fe.layer_norm.weight.grad is not None and wav.grad is None  # the filterbank is fixed
+    with pytest.raises(ValueError, match="batch, samples"):
+        fe(torch.randn(2, 1, 800))
+    with pytest.raises(ValueError, match="lengths"):
+        fe(torch.randn(2, 800), torch.tensor([900, 10]))
+    with pytest.raises(ValueError, match="kind 'mel'"):
+        MelFrontend(FrontendConfig())

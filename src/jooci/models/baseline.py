@@ -12,7 +12,7 @@ from jooci.configio import from_dict as config_from_dict, to_dict as config_to_d
 from jooci.hub import Pretrained
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
-from jooci.models.frontend import ConvFrontend, FrontendConfig
+from jooci.models.frontend import FrontendConfig, build_frontend
 from jooci.models.heads import ClusterHeadsConfig, MultiClusterHead
 from jooci.models.jooci import Preset, jooci_config
 from jooci.models.outputs import BaselineOutput, FeatureOutput
@@ -56,7 +56,7 @@ class HuBERTBaseline(Pretrained, nn.Module):
     def __init__(self, cfg: BaselineConfig):
         super().__init__()
         self.cfg = cfg
-        self.frontend = ConvFrontend(cfg.frontend)
+        self.frontend = build_frontend(cfg.frontend)
         self.content = ContentEncoder(cfg.content)
         self.cluster_heads = MultiClusterHead(cfg.clusters)
 

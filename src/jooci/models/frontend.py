@@ -1,4 +1,15 @@
-"""The shared CNN encoder: raw 16 kHz waveform -> 512-d frames at 50 Hz.
+"""The shared encoder: raw 16 kHz waveform -> frames at 50 Hz, as a CNN or as log-mel.
+
+Two kinds, one output (:class:`FrontendOutput`, 50 Hz, the wav2vec 2.0 frame count):
+
+- ``cnn`` (the paper's and every preset's but ``small``): the 7-layer wav2vec 2.0 CNN below;
+- ``mel`` (the ``small`` preset): 80-d Kaldi log-mel on 25 ms windows every 20 ms, LayerNorm over
+  the bins (MelHuBERT's simplification). A CNN learns its filterbank from raw audio over hundreds
+  of thousands of steps; within a CPU demo's few hundred it stays close to random and drops most
+  of what tells speakers apart (docs/method.md T25 has the measurement), so the small preset
+  starts from the filterbank instead. Both encoders still share it, as in the paper.
+
+The CNN:
 
 It is the wav2vec 2.0 / HuBERT feature extractor (fairseq ``ConvFeatureExtractionModel``), so
 HuBERT weights import unchanged, with one difference that matters for batching: its norms are
@@ -18,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jooci.features import frame_lengths, hop_length, log_mel
 from jooci.models._util import check_lengths, grad_multiply
 
 ConvSpec = tuple[int, int, int]  # (channels, kernel, stride)
@@ -30,19 +42,23 @@ WAV2VEC2_CONV: tuple[ConvSpec, ...] = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((5
 class FrontendConfig:
     """Shared CNN encoder. Field names follow fairseq's ``HubertConfig`` where one exists."""
 
+    kind: Literal["cnn", "mel"] = "cnn"  # the wav2vec 2.0 CNN, or log-mel (MelFrontend)
     conv_layers: tuple[ConvSpec, ...] = WAV2VEC2_CONV  # conv_feature_layers
     norm_mode: Literal["group", "layer"] = "group"  # extractor_mode default / layer_norm
     conv_bias: bool = False
     output_norm: bool = True  # LayerNorm over the last conv's channels (fairseq `layer_norm`)
     grad_mult: float = 0.1  # feature_grad_mult: gradient into the CNN is scaled by this
     eps: float = 1e-5
+    n_mels: int = 80  # kind "mel" only
 
     @property
     def dim(self) -> int:
-        return self.conv_layers[-1][0]
+        return self.n_mels if self.kind == "mel" else self.conv_layers[-1][0]
 
     @property
     def stride(self) -> int:
+        if self.kind == "mel":
+            return hop_length(50)
         s = 1
         for _, _, st in self.conv_layers:
             s *= st
@@ -183,3 +199,45 @@ class ConvFrontend(nn.Module):
                 x = F.pad(x, (0, layer.kernel - x.shape[-1]))
             x, lengths = layer(x, lengths)
         return x, lengths
+
+
+class MelFrontend(nn.Module):
+    """Log-mel frames at 50 Hz + LayerNorm over the bins: the ``mel`` kind (see module docstring).
+
+    No weights before the norm, so nothing to freeze, scale or penalise: ``penalty`` is 0. Frame
+    counts equal the CNN's (``floor((S - 400) / 320) + 1``, per item and for the padded width),
+    so masks, label files and s3prl's downsample rate of 320 hold for both kinds. The per-frame norm keeps the spectral shape (the
+    speaker and phone cues) and drops only each frame's overall level.
+    """
+
+    def __init__(self, cfg: FrontendConfig):
+        super().__init__()
+        if cfg.kind != "mel":
+            raise ValueError(f"MelFrontend needs frontend.kind 'mel', got {cfg.kind!r}")
+        self.cfg = cfg
+        self.layer_norm = nn.LayerNorm(cfg.n_mels, eps=cfg.eps) if cfg.output_norm else None
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) frame counts."""
+        return frame_lengths(lengths, 50)
+
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> FrontendOutput:
+        """waveforms: (B, S) float at 16 kHz; lengths: (B,) valid samples (None: all valid)."""
+        if waveforms.dim() != 2:
+            raise ValueError(f"waveforms must be (batch, samples), got shape {tuple(waveforms.shape)}")
+        lengths = check_lengths(waveforms, lengths)
+        with torch.no_grad():
+            x, frames = log_mel(waveforms, lengths, rate=50, num_mel_bins=self.cfg.n_mels)
+        x = x.to(waveforms.dtype if waveforms.is_floating_point() else torch.float32)
+        frames = frames.to(waveforms.device)
+        width = int(frame_lengths(torch.tensor([waveforms.shape[1]]), 50)[0])
+        x = F.pad(x, (0, 0, 0, width - x.shape[1]))  # the padded width's frames, as the CNN gives
+        if self.layer_norm is not None:
+            valid = (torch.arange(x.shape[1], device=x.device)[None, :] < frames[:, None])[..., None].to(x.dtype)
+            x = self.layer_norm(x) * valid
+        return FrontendOutput(x, frames, x.new_zeros(()))
+
+
+def build_frontend(cfg: FrontendConfig) -> nn.Module:
+    """The frontend ``cfg.kind`` names (one literal table, no registry)."""
+    return {"cnn": ConvFrontend, "mel": MelFrontend}[cfg.kind](cfg)
