@@ -55,13 +55,14 @@ def _config_path(preset: str) -> Path:
     raise FileNotFoundError(f"no config for preset {preset!r} in {CONFIGS}")
 
 
-# Seconds per unit of work on the reference machine (the project's 2-core CPU, small preset, 16 s
-# batches, 60-minute corpus; measured 2026-11-26, benchmarks/demo.md): what the time estimate uses.
+# Seconds per unit of work on the reference machine (the project's 2-core CPU, small preset with
+# its log-mel frontend, 16 s batches, 60-minute corpus; measured 2026-11-26 in session 3 from the
+# demo's checkpoint times, benchmarks/demo.md): what the time estimate uses.
 REFERENCE_SECONDS = {
-    "step/content": 0.43, "step/teacher": 0.65, "step/phase1": 1.11, "step/phase2": 2.18,
-    "targets/mfcc": 10.0, "targets/model": 60.0,  # per 60 minutes of audio
-    "corpus": 10.5, "evaluate/model": 69.0, "verify/source": 9.0,  # per 60 minutes of audio
-    "report": 2.0,
+    "step/content": 0.23, "step/teacher": 0.67, "step/phase1": 0.67, "step/phase2": 0.92,
+    "targets/mfcc": 10.0, "targets/model": 28.0,  # per 60 minutes of audio
+    "corpus": 8.0, "evaluate/model": 59.0, "verify/source": 3.0,  # per 60 minutes of audio
+    "report": 3.0,
 }
 
 
@@ -278,6 +279,10 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
            f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, teacher "
            f"{s.of('teacher').steps}, phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]
+    fe = cfg.model.frontend
+    out.append("- shared frontend (both models): " + (
+        f"{fe.n_mels}-bin log-mel at 50 Hz + LayerNorm (docs/method.md M1b, T25)" if fe.kind == "mel" else
+        f"the wav2vec 2.0 CNN, {fe.dim} channels, {fe.norm_mode} norm"))
     for name, folder in (("baseline", pre / "baseline"), ("JOOCI", pre / "final")):
         if (folder / "config.json").exists():
             counts = parameter_breakdown(load(folder))
