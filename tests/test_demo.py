@@ -113,3 +113,14 @@ def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_report_setting_names_the_shared_frontend(tmp_path):
+    from jooci.demo import _config_path, setting
+    from jooci.train.config import load_config
+
+    small = "\n".join(setting(load_config(_config_path("small"), []), tmp_path, 60))
+    assert "shared frontend (both models): 80-bin log-mel" in small
+    cnn = "\n".join(setting(load_config(_config_path("small"), [
+        "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
+    assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn
