@@ -164,3 +164,15 @@ def test_mel_frontend_trains_only_its_norm_and_rejects_bad_input():
         fe(torch.randn(2, 800), torch.tensor([900, 10]))
     with pytest.raises(ValueError, match="kind 'mel'"):
         MelFrontend(FrontendConfig())
+
+
+def test_mel_frontend_computes_the_filterbank_in_fp32_under_autocast():
+    fe = _mel_frontend()
+    wav = 0.1 * torch.randn(2, 8000)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = fe(wav)
+    torch.testing.assert_close(auto.features.float(), fe(wav).features, atol=2e-2, rtol=0)
+    mel, _ = log_mel(wav, rate=50, num_mel_bins=40)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        low = log_mel(wav, rate=50, num_mel_bins=40)[0]
+    assert (low.float() - mel).abs().max() > 1e-3  # what autocast would otherwise do to the filterbank

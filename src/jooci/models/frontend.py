@@ -226,9 +226,9 @@ class MelFrontend(nn.Module):
         if waveforms.dim() != 2:
             raise ValueError(f"waveforms must be (batch, samples), got shape {tuple(waveforms.shape)}")
         lengths = check_lengths(waveforms, lengths)
-        with torch.no_grad():
-            x, frames = log_mel(waveforms, lengths, rate=50, num_mel_bins=self.cfg.n_mels)
-        x = x.to(waveforms.dtype if waveforms.is_floating_point() else torch.float32)
+        # fp32 whatever the autocast: the power spectrum spans many decades before the log.
+        with torch.no_grad(), torch.autocast(waveforms.device.type, enabled=False):
+            x, frames = log_mel(waveforms.float(), lengths, rate=50, num_mel_bins=self.cfg.n_mels)
         frames = frames.to(waveforms.device)
         width = int(frame_lengths(torch.tensor([waveforms.shape[1]]), 50)[0])
         x = F.pad(x, (0, 0, 0, width - x.shape[1]))  # the padded width's frames, as the CNN gives
