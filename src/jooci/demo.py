@@ -281,7 +281,8 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]
     fe = cfg.model.frontend
     out.append("- shared frontend (both models): " + (
-        f"{fe.n_mels}-bin log-mel at 50 Hz + LayerNorm (docs/method.md M1b, T25)" if fe.kind == "mel" else
+        f"{fe.n_mels}-bin log-mel at 50 Hz{' + LayerNorm' if fe.output_norm else ', unnormalised'} "
+        "(docs/method.md M1b, T25)" if fe.kind == "mel" else
         f"the wav2vec 2.0 CNN, {fe.dim} channels, {fe.norm_mode} norm"))
     for name, folder in (("baseline", pre / "baseline"), ("JOOCI", pre / "final")):
         if (folder / "config.json").exists():

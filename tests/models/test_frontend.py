@@ -176,3 +176,18 @@ def test_mel_frontend_computes_the_filterbank_in_fp32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         low = log_mel(wav, rate=50, num_mel_bins=40)[0]
     assert (low.float() - mel).abs().max() > 1e-3  # what autocast would otherwise do to the filterbank
+
+
+def test_unnormalised_mel_frontend_is_the_log_mel_and_keeps_the_level():
+    """The small preset's setting: loudness (a speaking-style cue) survives, as a constant shift."""
+    fe = build_frontend(FrontendConfig(kind="mel", output_norm=False)).eval()
+    assert list(fe.parameters()) == []
+    wav = 0.1 * torch.randn(2, 16000)
+    lens = torch.tensor([16000, 9000])
+    out = fe(wav, lens)
+    mel, n = log_mel(wav, lens, rate=50)
+    assert out.lengths.tolist() == n.tolist()
+    torch.testing.assert_close(out.features, mel)
+    louder = fe(4.0 * wav, lens).features
+    shift = (louder - out.features)[0]
+    torch.testing.assert_close(shift, torch.full_like(shift, 2 * torch.log(torch.tensor(4.0)).item()), atol=1e-3, rtol=0)

@@ -103,9 +103,10 @@ def _small() -> JOOCIConfig:
     # A log-mel frontend, not the CNN: in the CPU demo's few hundred steps a raw-audio CNN stays
     # near its random start and hides most speaker information from both encoders (a linear
     # speaker probe on utterance means: log-mel 87.5 %, the demo's trained 128-channel CNN 36.8 %;
-    # docs/method.md T25). `model.frontend.kind=cnn` (+ input_dims) restores the paper's CNN.
+    # docs/method.md T25). Unnormalised: a per-frame LayerNorm would drop loudness, a style cue.
+    # `model.frontend.kind=cnn` (+ the two input_dims) restores the paper's CNN.
     return JOOCIConfig(
-        frontend=FrontendConfig(kind="mel", n_mels=80),
+        frontend=FrontendConfig(kind="mel", n_mels=80, output_norm=False),
         content=ContentConfig(input_dim=80, transformer=TransformerConfig(
             dim=256, num_layers=4, num_heads=4, ffn_dim=1024, pos_conv_kernel=64, pos_conv_groups=16)),
         other=OtherConfig(input_dim=80, content_dim=256, append_dim=64, ecapa=EcapaConfig(
