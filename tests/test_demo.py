@@ -124,3 +124,19 @@ def test_report_setting_names_the_shared_frontend(tmp_path):
     cnn = "\n".join(setting(load_config(_config_path("small"), [
         "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
     assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn
+
+
+def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooci_took_it():
+    from jooci.demo import speaker_reading
+
+    def rows(stats, teacher, other=None):
+        out = [{"source": "log-mel mean + std (no learning)", "eer": stats}, {"source": "RDINO teacher", "eer": teacher}]
+        return out + ([{"source": "jooci Other embedding", "eer": other}] if other is not None else [])
+
+    weak = speaker_reading(rows(15.1, 14.2, 13.2))[0]
+    assert "knows no more about speakers" in weak and "as good as its teacher" in weak
+    strong = speaker_reading(rows(18.8, 12.7, 19.4))[0]
+    assert "knows more about speakers" in strong and "6.7 points short of its teacher" in strong
+    no_jooci = speaker_reading(rows(18.8, 12.7))[0]
+    assert "knows more about speakers" in no_jooci and "Other embedding" not in no_jooci
+    assert speaker_reading([{"source": "RDINO teacher", "eer": 10.0}]) == []

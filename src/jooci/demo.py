@@ -226,7 +226,37 @@ def speaker_section(rows: list[dict]) -> list[str]:
            "speaker information over; a teacher no better than the log-mel statistics has little to give.",
            "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ |", "|---|---|---|"]
     out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} |" for r in rows]
-    return out + [""]
+    return out + ["", *speaker_reading(rows)]
+
+
+# Trial-EER differences smaller than this (points) are read as "about the same" (12k trials: the
+# 95 % bootstrap interval of one EER is about +-0.6 points in the demo's reports).
+_EER_MARGIN = 1.0
+
+
+def speaker_reading(rows: list[dict]) -> list[str]:
+    """One paragraph that reads the speaker-check table: does the teacher know more than the
+    log-mel statistics (which the baseline's lowest layer already carries), and did JOOCI's Other
+    embedding take that over? Empty when the table lacks the statistics or the teacher."""
+    eer = {r["source"]: r["eer"] for r in rows}
+    stats, teacher = eer.get("log-mel mean + std (no learning)"), eer.get("RDINO teacher")
+    if stats is None or teacher is None:
+        return []
+    gain = stats - teacher
+    if gain >= _EER_MARGIN:
+        words = [f"The teacher knows more about speakers than the log-mel statistics ({teacher:.1f} against "
+                 f"{stats:.1f} % EER): there is something for the Other encoder to add."]
+    else:
+        words = [f"The teacher knows no more about speakers than the log-mel statistics ({teacher:.1f} against "
+                 f"{stats:.1f} % EER), which a model's lowest layers already carry: the Other encoder has "
+                 "little to add on speaker tasks here, however well it is distilled."]
+    other = eer.get("jooci Other embedding")
+    if other is not None:
+        gap = other - teacher
+        words.append(f"JOOCI's Other embedding is at {other:.1f} %: " + (
+            "as good as its teacher or better." if gap < _EER_MARGIN else
+            f"{gap:.1f} points short of its teacher, so the distillation carried over only part of it."))
+    return [" ".join(words), ""]
 
 
 def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_times: dict[str, float],
