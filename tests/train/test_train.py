@@ -112,6 +112,20 @@ def test_phase1_can_train_the_shared_cnn_with_content_frozen(run, tmp_path):
     assert not same(before.frontend, after.frontend)
 
 
+def test_unfrozen_content_gets_no_gradient_in_phase1_under_the_stopgradient(run, tmp_path):
+    """What the demo's `unfrozen-phase1` ablation measures: phase 1 has no Content loss and the
+    appends are detached, so an unfrozen Content encoder ends phase 1 bit-identical (AdamW skips
+    parameters without a gradient); only `model.append_gradient=true` lets the Other losses in."""
+    inputs = PhaseInputs(run["labels"], run["content"], run["teacher"])
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    before = hub.load(run["content"])
+    for extra, unchanged in (((), True), (("model.append_gradient=true",), False)):
+        cfg = _cfg(run["manifest"].parent, "schedule.freeze_content_phase1=false", "schedule.phase1.steps=2", *extra)
+        out = train_phase(cfg, "phase1", tmp_path / f"p1-{unchanged}", inputs, DistInfo(), manifest=run["manifest"],
+                          progress=False)
+        assert same(before.content, hub.load(out).content) is unchanged, extra
+
+
 @pytest.mark.parametrize("phase", ["content", "teacher", "phase2"])
 def test_resume_is_exact(run, phase, tmp_path):
     """Stopped after 3 of 6 steps and resumed: steps 4-6 repeat the uninterrupted run's losses."""
