@@ -41,7 +41,8 @@ WAV2VEC2_CONV: tuple[ConvSpec, ...] = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((5
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    """Shared CNN encoder. Field names follow fairseq's ``HubertConfig`` where one exists."""
+    """Shared frontend: the CNN (``kind="cnn"``) or log-mel (``"mel"``). CNN field names follow
+    fairseq's ``HubertConfig`` where one exists."""
 
     kind: Literal["cnn", "mel"] = "cnn"  # the wav2vec 2.0 CNN, or log-mel (MelFrontend)
     conv_layers: tuple[ConvSpec, ...] = WAV2VEC2_CONV  # conv_feature_layers
