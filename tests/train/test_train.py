@@ -126,6 +126,25 @@ def test_unfrozen_content_gets_no_gradient_in_phase1_under_the_stopgradient(run,
         assert same(before.content, hub.load(out).content) is unchanged, extra
 
 
+def test_a_run_folder_is_not_reused_or_resumed_under_another_config(run):
+    """A finished phase is reused only for the config it was trained with: rerunning after a change
+    (another frontend, other steps) names the difference instead of keeping the old model. Where
+    it runs and how often it logs may change."""
+    from jooci.configio import ConfigError
+
+    corpus, inputs = run["manifest"].parent, PhaseInputs(labels=run["labels"])
+    folder = run["content"].parent
+    same = train_phase(_cfg(corpus, "run.log_every=5", "run.device=cpu"), "content", folder, inputs, DistInfo(),
+                       manifest=run["manifest"], progress=False)
+    assert same == run["content"]
+    with pytest.raises(ConfigError, match=r"different config \(schedule\.content\.steps: 20 there, 7 now\)"):
+        train_phase(_cfg(corpus, "schedule.content.steps=7"), "content", folder, inputs, DistInfo(),
+                    manifest=run["manifest"], progress=False)
+    with pytest.raises(ConfigError, match="model.frontend.kind: 'cnn' there, 'mel' now"):
+        train_phase(_cfg(corpus, "model.frontend.kind=mel", "model.content.input_dim=80", "model.other.input_dim=80"),
+                    "content", folder, inputs, DistInfo(), manifest=run["manifest"], progress=False)
+
+
 @pytest.mark.parametrize("phase", ["content", "teacher", "phase2"])
 def test_resume_is_exact(run, phase, tmp_path):
     """Stopped after 3 of 6 steps and resumed: steps 4-6 repeat the uninterrupted run's losses."""

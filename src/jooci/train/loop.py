@@ -94,6 +94,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     """
     run_dir = Path(run_dir)
     final = run_dir / FINAL
+    check_run_config(cfg, run_dir, phase)
     if (final / "config.json").exists():
         log.info("%s: phase %s already finished", run_dir, phase)
         return final
@@ -288,6 +289,53 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
     if model.mel_decoder is not None and cfg.losses.reconstruction == 0:
         model.mel_decoder.requires_grad_(False)  # built but unused: keep DDP from waiting for it
     return model, teacher, center
+
+
+# Settings that may change between a run and its resumption without changing what it trains:
+# where it runs and how often it logs or checkpoints.
+RESUMABLE_KEYS = ("run.device", "run.precision", "run.log_every", "run.checkpoint_every", "run.keep_checkpoints",
+                  "run.max_nonfinite", "run.cpu_onednn", "data.num_workers")
+
+
+def check_run_config(cfg: PretrainConfig, run_dir: Path, phase: str) -> None:
+    """Refuse to reuse or resume a run folder written with a different config.
+
+    A finished phase is reused and a started one resumed from its checkpoints; both are only
+    right for the same settings. Without this check, rerunning after a change (a new frontend,
+    other steps) would silently keep the old model.
+
+    Raises:
+        ConfigError: the folder's ``config.yaml`` differs (the differing keys are named) or cannot
+            be read with this version of jooci.
+    """
+    from jooci.configio import ConfigError
+    from jooci.train.config import load_config
+
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    try:
+        old = load_config(saved)
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir}: holds a {phase} run whose config this jooci cannot read ({e}); "
+                          "use another run folder or delete this one") from None
+    a, b = _flatten(to_dict(old)), _flatten(to_dict(cfg))
+    diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_KEYS))
+    if diff:
+        shown = "; ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in diff[:5])
+        more = f" (+{len(diff) - 5} more)" if len(diff) > 5 else ""
+        raise ConfigError(f"{run_dir}: holds a {phase} run trained with a different config ({shown}{more}); "
+                          "reusing it would keep the old model. Use another run folder or delete this one")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
 
 
 def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerModel, DINOCenter]:
