@@ -135,6 +135,8 @@ def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooc
 
     weak = speaker_reading(rows(15.1, 14.2, 13.2))[0]
     assert "knows no more about speakers" in weak and "as good as its teacher" in weak
+    assert "log-mel input already carries" in weak
+    assert "log-mel input" not in speaker_reading(rows(15.1, 14.2, 13.2), mel_frontend=False)[0]
     strong = speaker_reading(rows(18.8, 12.7, 19.4))[0]
     assert "knows more about speakers" in strong and "6.7 points short of its teacher" in strong
     no_jooci = speaker_reading(rows(18.8, 12.7))[0]

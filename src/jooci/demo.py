@@ -216,7 +216,7 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     return rows
 
 
-def speaker_section(rows: list[dict]) -> list[str]:
+def speaker_section(rows: list[dict], mel_frontend: bool = True) -> list[str]:
     if not rows:
         return []
     out = ["## Where the speaker information is", "",
@@ -226,7 +226,7 @@ def speaker_section(rows: list[dict]) -> list[str]:
            "speaker information over; a teacher no better than the log-mel statistics has little to give.",
            "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ |", "|---|---|---|"]
     out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} |" for r in rows]
-    return out + ["", *speaker_reading(rows)]
+    return out + ["", *speaker_reading(rows, mel_frontend)]
 
 
 # Trial-EER differences smaller than this (points) are read as "about the same" (12k trials: the
@@ -234,10 +234,11 @@ def speaker_section(rows: list[dict]) -> list[str]:
 _EER_MARGIN = 1.0
 
 
-def speaker_reading(rows: list[dict]) -> list[str]:
+def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
     """One paragraph that reads the speaker-check table: does the teacher know more than the
     log-mel statistics (which the baseline's lowest layer already carries), and did JOOCI's Other
-    embedding take that over? Empty when the table lacks the statistics or the teacher."""
+    embedding take that over? Empty when the table lacks the statistics or the teacher.
+    ``mel_frontend``: both models read log-mel, so their lowest layers hold those statistics."""
     eer = {r["source"]: r["eer"] for r in rows}
     stats, teacher = eer.get("log-mel mean + std (no learning)"), eer.get("RDINO teacher")
     if stats is None or teacher is None:
@@ -248,8 +249,8 @@ def speaker_reading(rows: list[dict]) -> list[str]:
                  f"{stats:.1f} % EER): there is something for the Other encoder to add."]
     else:
         words = [f"The teacher knows no more about speakers than the log-mel statistics ({teacher:.1f} against "
-                 f"{stats:.1f} % EER), which a model's lowest layers already carry: the Other encoder has "
-                 "little to add on speaker tasks here, however well it is distilled."]
+                 f"{stats:.1f} % EER)" + (", which both models' log-mel input already carries" if mel_frontend else "")
+                 + ": the Other encoder has little to add on speaker tasks here, however well it is distilled."]
     other = eer.get("jooci Other embedding")
     if other is not None:
         gap = other - teacher
@@ -274,7 +275,7 @@ def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_ti
     lines = ["# jooci demo: JOOCI vs a HuBERT-style baseline on JOOCI-synth", "",
              verdict(docs), "", "## Setting", "", *setting(cfg, pre, minutes), "",
              "## Results", "", table.split("\n", 1)[1] if table.startswith("#") else table, "",
-             *speaker_section(speaker or []),
+             *speaker_section(speaker or [], cfg.model.frontend.kind == "mel"),
              "## Training curves", "", f"![training curves]({curves.name})", "",
              "## Time", "", "| stage | seconds |", "|---|---|",
              *[f"| {k} | {v} |" for k, v in stage_times.items()], "",
