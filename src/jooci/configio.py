@@ -107,7 +107,10 @@ def load_yaml(cls: type[T], path: str | os.PathLike, overrides: list[str] | None
 def save_yaml(cfg: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    # Written to a temporary name, then renamed: other ranks check this file before reusing a run.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
     return path
 
 
