@@ -75,3 +75,15 @@ def test_yaml_file(tmp_path):
 
 def test_exponent_without_dot_is_a_float():
     assert replace(Run(), ["optim.lr=3e-4"]).optim.lr == 3e-4
+
+
+def test_flatten_dotted_inverts_set_dotted():
+    from jooci.configio import flatten_dotted, set_dotted
+
+    nested = {"model": {"frontend": {"kind": "mel", "n_mels": 80}}, "run": {"seed": 0}, "layers": [2, 4]}
+    flat = flatten_dotted(nested)
+    assert flat == {"model.frontend.kind": "mel", "model.frontend.n_mels": 80, "run.seed": 0, "layers": [2, 4]}
+    rebuilt: dict = {}
+    for key, value in flat.items():
+        set_dotted(rebuilt, key, value)
+    assert rebuilt == nested

@@ -137,6 +137,16 @@ def set_dotted(d: dict, key: str, value: Any) -> None:
     d[parts[-1]] = value
 
 
+def flatten_dotted(d: Any, prefix: str = "") -> dict[str, Any]:
+    """The inverse of :func:`set_dotted`: ``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten_dotted(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from jooci.configio import to_dict
+from jooci.configio import flatten_dotted, to_dict
 from jooci.data.dataset import Batch, make_loader
 from jooci.data.manifest import Utterance, read_manifest, write_manifest
 from jooci.losses.dino import DINOCenter, ema_update_
@@ -319,23 +319,13 @@ def check_run_config(cfg: PretrainConfig, run_dir: Path, phase: str) -> None:
     except ConfigError as e:
         raise ConfigError(f"{run_dir}: holds a {phase} run whose config this jooci cannot read ({e}); "
                           "use another run folder or delete this one") from None
-    a, b = _flatten(to_dict(old)), _flatten(to_dict(cfg))
+    a, b = flatten_dotted(to_dict(old)), flatten_dotted(to_dict(cfg))
     diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_KEYS))
     if diff:
         shown = "; ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in diff[:5])
         more = f" (+{len(diff) - 5} more)" if len(diff) > 5 else ""
         raise ConfigError(f"{run_dir}: holds a {phase} run trained with a different config ({shown}{more}); "
                           "reusing it would keep the old model. Use another run folder or delete this one")
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
 
 
 def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerModel, DINOCenter]:
