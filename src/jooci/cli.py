@@ -21,6 +21,9 @@ def _add_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speakers", type=int, default=48, help="number of synthetic speakers (default 48)")
     p.add_argument("--heldout-fraction", type=float, default=0.2,
                    help="fraction of speakers kept for test/ASV trials only (default 0.2)")
+    p.add_argument("--dev-heldout-fraction", type=float, default=0.1,
+                   help="fraction of speakers kept for dev trials only (heldout_dev.jsonl, trials_dev.txt; "
+                        "default 0.1, 0 for none)")
     p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (16-bit PCM)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
@@ -32,7 +35,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     from jooci.data.synth import SynthConfig, SynthError, synthesize
 
     cfg = SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers,
-                      heldout_fraction=args.heldout_fraction, audio_format=args.format)
+                      heldout_fraction=args.heldout_fraction,
+                      dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format)
     try:
         out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite)
     except (SynthError, ValueError) as e:
@@ -45,7 +49,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _synth_summary(out: Path, stats: dict) -> str:
     lines = [f"JOOCI-synth corpus in {out}: {stats['utterances']} utterances, {stats['minutes']} min, "
-             f"{stats['speakers']} speakers, {len(stats['phones'])}/39 ARPAbet phones, {stats['trials']} ASV trials",
+             f"{stats['speakers']} speakers, {len(stats['phones'])}/39 ARPAbet phones, {stats['trials']} ASV trials"
+             + (f", {stats['dev_trials']} dev trials" if stats.get("dev_trials") else ""),
              "", "| split | utterances | minutes | speakers |", "|---|---|---|---|"]
     for name, s in stats["splits"].items():
         lines.append(f"| {name} | {s['utterances']} | {s['minutes']} | {s['speakers']} |")

@@ -396,6 +396,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
     p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="run the demo once per seed into DIR/seed-K and summarise them in DIR/report "
+                        "(mean ± sd, wins per seed); each seed takes as long as one demo")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for evaluation (default 1: fastest on 2 cores; raise on many cores)")
@@ -406,8 +409,15 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_demo_command(args: argparse.Namespace) -> int:
     try:
-        run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides, args.speakers,
-                 args.device, args.threads)
+        if args.seeds:
+            from jooci.demo_seeds import run_demo_seeds
+
+            run_demo_seeds(args.out, args.seeds, preset=args.preset, minutes=args.minutes, ablate=args.ablate,
+                           overrides=args.overrides, speakers=args.speakers, device=args.device,
+                           threads=args.threads)
+        else:
+            run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides, args.speakers,
+                     args.device, args.threads)
     except (ValueError, FileNotFoundError) as e:
         print(f"jooci demo: error: {e}", file=sys.stderr)
         return 2

@@ -63,7 +63,7 @@ def test_audio_matches_manifest_and_has_no_digital_silence(corpus):
 def test_splits_and_heldout_speakers(corpus):
     speakers = json.loads((corpus / "speakers.json").read_text())
     heldout = {s["id"] for s in speakers if s["heldout"]}
-    seen = {s["id"] for s in speakers} - heldout
+    seen = {s["id"] for s in speakers if not s["heldout"] and not s["heldout_dev"]}
     assert len(heldout) == round(0.2 * len(speakers))
     by_split = {s: read_manifest(corpus / f"{s}.jsonl") for s in SPLITS}
     for s in ("pretrain", "train", "dev"):
@@ -73,6 +73,37 @@ def test_splits_and_heldout_speakers(corpus):
     assert {u.speaker for u in by_split["test"]} >= heldout
     assert len({(sp["accent"], sp["variant"]) for sp in speakers}) == len(speakers)
     assert {sp["accent"] for sp in speakers} == set(ACCENTS)
+
+
+def test_heldout_dev_speakers_are_in_no_other_split(corpus):
+    speakers = json.loads((corpus / "speakers.json").read_text())
+    dev = {s["id"] for s in speakers if s["heldout_dev"]}
+    test = {s["id"] for s in speakers if s["heldout"]}
+    assert len(dev) == round(0.1 * len(speakers)) and not dev & test
+    by_split = {s: read_manifest(corpus / f"{s}.jsonl") for s in SPLITS}
+    assert {u.speaker for u in by_split["heldout_dev"]} == dev
+    for s in ("pretrain", "train", "dev", "test"):
+        assert not {u.speaker for u in by_split[s]} & dev, f"dev speaker in {s}"
+    pool = {u.id: u.speaker for u in by_split["heldout_dev"]}
+    labels = Counter()
+    for line in (corpus / "trials_dev.txt").read_text().splitlines():
+        label, a, b = line.split()
+        assert (label == "1") == (pool[a] == pool[b])
+        labels[label] += 1
+    assert labels["1"] == labels["0"] > 20
+
+
+def test_no_dev_speakers_gives_the_format_1_plan():
+    from jooci.data.synth.generate import plan_speakers
+
+    old = plan_speakers(SynthConfig(seed=4, dev_heldout_fraction=0.0))
+    new = plan_speakers(SynthConfig(seed=4))
+    assert not any(s.heldout_dev for s in old)
+    # the dev group is drawn from its own stream: every speaker is what it was, only the flag differs
+    strip = lambda spk: [(s.id, s.accent, s.variant, s.pitch, s.rate, s.heldout) for s in spk]  # noqa: E731
+    assert strip(old) == strip(new)
+    with pytest.raises(ValueError, match="leave 0 seen speaker"):
+        SynthConfig(speakers=4, dev_heldout_fraction=0.5).validate()
 
 
 def test_trials_among_heldout_speakers(corpus):
@@ -111,7 +142,7 @@ def test_finished_corpus_is_reused_and_other_settings_refused(corpus):
 def test_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SynthError, match="not a JOOCI-synth corpus"):
-        synthesize(tmp_path, SynthConfig(minutes=0.2, speakers=4), progress=False)
+        synthesize(tmp_path, SynthConfig(minutes=0.2, speakers=6), progress=False)
 
 
 def test_flac_and_small_speaker_counts(tmp_path):
@@ -154,8 +185,8 @@ def test_grammar_has_a_few_hundred_words():
 
 
 def test_cli(tmp_path, capsys):
-    assert main(["synth", "--out", str(tmp_path / "c"), "--minutes", "0.3", "--speakers", "4", "--seed", "5"]) == 0
+    assert main(["synth", "--out", str(tmp_path / "c"), "--minutes", "0.3", "--speakers", "6", "--seed", "5"]) == 0
     out = capsys.readouterr().out
     assert "JOOCI-synth corpus in" in out and "| train |" in out
-    assert main(["synth", "--out", str(tmp_path / "c"), "--minutes", "0.4", "--speakers", "4"]) == 2
+    assert main(["synth", "--out", str(tmp_path / "c"), "--minutes", "0.4", "--speakers", "6"]) == 2
     assert "other settings" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from jooci.cli import main
 from jooci.data.manifest import read_manifest
 from jooci.losses.dino import DINOCenter
 from jooci.models.speaker import SpeakerModel, speaker_config
+from jooci.superb.data import TaskDataError
 from jooci.superb.verify import embed_utterances, fbank_embedder, model_embedder, verify
 from jooci.train.loop import _save_final
 
@@ -67,3 +68,19 @@ def test_cli_writes_json_and_reports_errors(corpus, tiny_jooci, tmp_path, capsys
     assert "| fbank |" in capsys.readouterr().out
     assert main(["verify", "--model", str(tmp_path / "nowhere"), "--data", str(corpus)]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_dev_trials_use_their_own_speakers(corpus, tmp_path):
+    dev = [line.split() for line in (corpus / "trials_dev.txt").read_text().splitlines()]
+    r = verify("fbank", corpus, trials="dev")
+    assert r.num_trials == len(dev) > 0
+    named = {x for _, a, b in dev for x in (a, b)}
+    assert r.num_utterances == len(named)
+    test_named = {x for _, a, b in _trials(corpus) for x in (a, b)}
+    assert not {n.split("-")[0] for n in named} & {n.split("-")[0] for n in test_named}, "dev and test share speakers"
+    # a corpus without dev speakers says what is missing
+    (tmp_path / "trials.txt").write_text((corpus / "trials.txt").read_text())
+    with pytest.raises(TaskDataError, match=r"heldout_dev.jsonl and trials_dev.txt"):
+        verify("fbank", tmp_path, trials="dev")
+    with pytest.raises(ValueError, match="'test' or 'dev'"):
+        verify("fbank", corpus, trials="train")

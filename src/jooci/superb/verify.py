@@ -11,7 +11,8 @@ embedding carries. ``jooci verify`` scores any of
 - any jooci model folder with ``layer=N``: mean and standard deviation of hidden state ``N``;
 
 so the demo can say whether the teacher learned speakers, and how much of it the Other encoder
-took over.
+took over. ``--trials dev`` scores JOOCI-synth's held-out dev speakers instead of the test trials:
+the list to choose a recipe on (teacher steps, augmentation) without tuning on the test.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import torch
 from torch import Tensor
 
 from jooci.audio import load_audio
-from jooci.data.manifest import Utterance
-from jooci.superb.data import DataFolder, TaskDataError, task_splits
+from jooci.data.corpora import Trial, read_trials
+from jooci.data.manifest import Utterance, read_manifest
+from jooci.superb.data import DataFolder, TaskDataError, check_trials, task_splits
 from jooci.superb.metrics import P_TARGETS, eer, min_dcf
 from jooci.superb.tasks.asv import score_trials
 
@@ -140,14 +142,38 @@ def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float
     return out
 
 
+DEV_MANIFEST, DEV_TRIALS = "heldout_dev.jsonl", "trials_dev.txt"
+
+
+def trial_set(data: str | os.PathLike, which: str = "test") -> tuple[list[Trial], list[Utterance]]:
+    """The trials and the utterances they name: ``test`` (the ASV test trials, what the reports
+    quote) or ``dev`` (JOOCI-synth's held-out dev speakers, ``trials_dev.txt`` over
+    ``heldout_dev.jsonl``: speakers no model trains on and no test trial names, for choosing a
+    recipe without looking at the test trials)."""
+    if which == "test":
+        splits = task_splits("asv", DataFolder(data))
+        trials, pool = splits.trials, splits.test
+    elif which == "dev":
+        root = Path(data)
+        manifest, trial_file = root / DEV_MANIFEST, root / DEV_TRIALS
+        if not manifest.is_file() or not trial_file.is_file():
+            raise TaskDataError(f"{root}: dev trials need {DEV_MANIFEST} and {DEV_TRIALS} (a JOOCI-synth corpus "
+                                "with held-out dev speakers: jooci synth --dev-heldout-fraction > 0)")
+        pool, trials = read_manifest(manifest), read_trials(trial_file)
+        check_trials(trials, pool, str(trial_file), str(manifest))
+    else:
+        raise ValueError(f"trials must be 'test' or 'dev', got {which!r}")
+    named = {x for _, a, b in trials for x in (a, b)}
+    return trials, [u for u in pool if u.id in named]
+
+
 def verify(source: str, data: str | os.PathLike, *, layer: int | None = None, device: str = "cpu",
-           label: str | None = None) -> VerifyResult:
-    """Cosine-scored EER and minDCF of ``source``'s embedding on the ASV test trials in ``data``."""
-    splits = task_splits("asv", DataFolder(data))
-    named = {x for _, a, b in splits.trials for x in (a, b)}
-    utts = [u for u in splits.test if u.id in named]
+           label: str | None = None, trials: str = "test") -> VerifyResult:
+    """Cosine-scored EER and minDCF of ``source``'s embedding on the ``trials`` (test or dev, see
+    :func:`trial_set`) in ``data``."""
+    trial_list, utts = trial_set(data, trials)
     emb = embed_utterances(embedder(source, layer, device), utts)
-    scores, labels = score_trials(emb, splits.trials)
+    scores, labels = score_trials(emb, trial_list)
     if not np.isfinite(scores).all():
         raise ValueError(f"{source}: non-finite embeddings (a collapsed or broken model?)")
     name = label or (f"{source} layer {layer}" if layer is not None else source)
@@ -160,6 +186,9 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
                    help="one or more of: 'fbank', a teacher folder (RUN/teacher/final), a jooci model folder; "
                         "FOLDER:N scores mean+std of hidden state N")
     p.add_argument("--data", required=True, help="folder with the ASV manifests and trials.txt (e.g. a JOOCI-synth corpus)")
+    p.add_argument("--trials", choices=("test", "dev"), default="test",
+                   help="test: the ASV test trials (default); dev: JOOCI-synth's held-out dev speakers "
+                        "(trials_dev.txt), for choosing a recipe without the test trials")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
@@ -172,7 +201,8 @@ def run_verify_command(args: argparse.Namespace) -> int:
             if spec != "fbank" and ":" in spec and spec.rsplit(":", 1)[1].isdigit():
                 source, n = spec.rsplit(":", 1)
                 layer = int(n)
-            results.append(verify(source, args.data, layer=layer, device=args.device, label=spec))
+            results.append(verify(source, args.data, layer=layer, device=args.device, label=spec,
+                                  trials=args.trials))
     except (TaskDataError, FileNotFoundError, ValueError) as e:
         print(f"jooci verify: error: {e}", file=sys.stderr)
         return 2

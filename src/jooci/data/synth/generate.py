@@ -9,7 +9,9 @@ What is said, who says it and how are all controlled, so Content (phones, words)
 - ARPAbet-39 phone alignments in samples, from espeak's own phoneme events;
 - low-level noise, because espeak writes exact digital zeros in pauses;
 - splits: pretrain / train / dev / test over "seen" speakers, plus held-out speakers whose
-  utterances are in ``test`` only and make up the ASV trial list.
+  utterances are in ``test`` only and make up the ASV trial list, plus a second, smaller group of
+  held-out speakers (``heldout_dev``, with ``trials_dev.txt``): speakers no model trains on and no
+  test trial names, for choosing a speaker-model recipe without looking at the test trials.
 
 Reproducibility. Everything but the audio is planned up front from the seed: ids, texts,
 speakers, styles and the espeak seed of every utterance. Utterances are grouped into fixed shards
@@ -45,11 +47,11 @@ from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the held-out dev speakers (heldout_dev.jsonl, trials_dev.txt)
 SAMPLE_RATE = 16000
 SHARD_SIZE = 40  # utterances per shard: one fresh process each, so small enough to balance load
 SILENCE = "sil"
-SPLITS = ("pretrain", "train", "dev", "test")
+SPLITS = ("pretrain", "train", "dev", "test", "heldout_dev")
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan",
            "en-gb-x-gbcwmd")
@@ -93,6 +95,9 @@ class SynthConfig:
     seed: int = 0
     speakers: int = 48
     heldout_fraction: float = 0.2  # speakers kept out of every split but test, for ASV trials
+    # speakers kept out of every split but heldout_dev, for dev trials (0: none, and the corpus is
+    # the one format 1 made)
+    dev_heldout_fraction: float = 0.1
     audio_format: str = "wav"  # "wav" or "flac" (16-bit PCM either way)
     noise_db: float = -70.0  # level of the added Gaussian noise, dB re full scale
     max_trials: int = 20000
@@ -106,6 +111,13 @@ class SynthConfig:
             raise ValueError(f"at most {len(ACCENTS) * len(VARIANTS)} speakers, got {self.speakers}")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        if not 0 <= self.dev_heldout_fraction < 1:
+            raise ValueError(f"dev_heldout_fraction must be in [0, 1), got {self.dev_heldout_fraction}")
+        seen = self.speakers - _n_heldout(self.speakers, self.heldout_fraction) \
+            - _n_heldout(self.speakers, self.dev_heldout_fraction)
+        if seen < 2:
+            raise ValueError(f"{self.speakers} speakers leave {seen} seen speaker(s) after the held-out groups; "
+                             "need at least 2 (more speakers or smaller held-out fractions)")
         if self.audio_format not in ("wav", "flac"):
             raise ValueError(f"audio_format must be 'wav' or 'flac', got {self.audio_format!r}")
 
@@ -117,7 +129,8 @@ class Speaker:
     variant: str
     pitch: int  # base pitch, 0-99
     rate: int  # base rate, words per minute
-    heldout: bool
+    heldout: bool  # test speakers: in test.jsonl and trials.txt only
+    heldout_dev: bool = False  # dev speakers: in heldout_dev.jsonl and trials_dev.txt only
 
     @property
     def voice(self) -> str:
@@ -147,17 +160,26 @@ class SynthError(Exception):
 # Planning: pure functions of the config.
 
 
+def _n_heldout(speakers: int, fraction: float) -> int:
+    """Speakers in a held-out group: at least 2 (a trial list needs two), none for fraction 0."""
+    return 0 if fraction == 0 else max(2, round(speakers * fraction))
+
+
 def plan_speakers(cfg: SynthConfig) -> list[Speaker]:
     """Speakers spread evenly over the accents, each with its own variant, pitch and rate."""
     rng = random.Random(f"speakers/{cfg.seed}")
     variants = {a: rng.sample(VARIANTS, len(VARIANTS)) for a in ACCENTS}
-    n_heldout = max(2, round(cfg.speakers * cfg.heldout_fraction))
-    heldout = set(rng.sample(range(cfg.speakers), n_heldout))
+    heldout = set(rng.sample(range(cfg.speakers), _n_heldout(cfg.speakers, cfg.heldout_fraction)))
+    # the dev group from a stream of its own, so that the rest of the plan is what it was before
+    # there was a dev group (dev_heldout_fraction=0 gives format 1's corpus)
+    rest = [i for i in range(cfg.speakers) if i not in heldout]
+    dev = set(random.Random(f"dev-speakers/{cfg.seed}").sample(rest, _n_heldout(cfg.speakers, cfg.dev_heldout_fraction)))
     speakers = []
     for i in range(cfg.speakers):
         accent = ACCENTS[i % len(ACCENTS)]
         speakers.append(Speaker(id=f"spk{i:03d}", accent=accent, variant=variants[accent][i // len(ACCENTS)],
-                                pitch=rng.randint(25, 75), rate=rng.randint(145, 195), heldout=i in heldout))
+                                pitch=rng.randint(25, 75), rate=rng.randint(145, 195), heldout=i in heldout,
+                                heldout_dev=i in dev))
     return speakers
 
 
@@ -193,7 +215,7 @@ class Planner:
             pitch = min(99, max(0, spk.pitch + style.pitch + rng.randint(-3, 3)))
             out.append(PlannedUtterance(
                 index=i, id=f"{spk.id}-{i:06d}", speaker=spk, style=style, words=words,
-                split="test" if spk.heldout else SPLIT_CYCLE[k % len(SPLIT_CYCLE)],
+                split="test" if spk.heldout else "heldout_dev" if spk.heldout_dev else SPLIT_CYCLE[k % len(SPLIT_CYCLE)],
                 seed=rng.randrange(1, 2**31 - 1), rate=rate, pitch=pitch))
             self.next_index += 1
         return out
@@ -285,8 +307,10 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     """Generate a JOOCI-synth corpus in ``out`` (or reuse the finished one already there).
 
     Writes ``wav/shard_NNN/<id>.wav``, one manifest per split (``pretrain.jsonl``, ``train.jsonl``,
-    ``dev.jsonl``, ``test.jsonl``), ``speakers.json``, the ASV trial list ``trials.txt`` (VoxCeleb
-    style: ``1|0 <id> <id>``, among held-out speakers) and ``synth.json`` (config and statistics),
+    ``dev.jsonl``, ``test.jsonl``, ``heldout_dev.jsonl``), ``speakers.json``, the ASV trial list
+    ``trials.txt`` (VoxCeleb style: ``1|0 <id> <id>``, among the held-out test speakers), the dev
+    trial list ``trials_dev.txt`` (among the held-out dev speakers; only when there are some) and
+    ``synth.json`` (config and statistics),
     which is written last and marks the corpus finished.
 
     Raises:
@@ -303,12 +327,15 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
         if not overwrite:
             diff = {k: (meta.get("config", {}).get(k), v) for k, v in _config_json(cfg).items()
                     if meta.get("config", {}).get(k) != v}
+            if meta.get("format_version") != FORMAT_VERSION:
+                diff["format_version"] = (meta.get("format_version"), FORMAT_VERSION)
             raise SynthError(f"{out} holds a JOOCI-synth corpus made with other settings "
                              f"(existing vs requested: {diff}); choose another folder or overwrite it")
     if out.exists() and any(out.iterdir()):
         if not (overwrite or (out / "wav").exists()):  # an unfinished corpus of ours may be redone
             raise SynthError(f"{out} exists and is not a JOOCI-synth corpus; choose an empty or new folder")
-        for name in ("wav", "synth.json", "speakers.json", "trials.txt", *(f"{s}.jsonl" for s in SPLITS)):
+        for name in ("wav", "synth.json", "speakers.json", "trials.txt", "trials_dev.txt",
+                     *(f"{s}.jsonl" for s in SPLITS)):
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,6 +377,11 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     write_trials(trials, out / "trials.txt")
     stats = corpus_stats(utts)
     stats["trials"] = len(trials)
+    dev_speakers = {s.id for s in speakers if s.heldout_dev}
+    if dev_speakers:
+        dev_trials = make_trials(utts, dev_speakers, seed=cfg.seed, max_trials=cfg.max_trials)
+        write_trials(dev_trials, out / "trials_dev.txt")
+        stats["dev_trials"] = len(dev_trials)
     stats["seconds_to_generate"] = round(time.perf_counter() - t0, 2)
     stats["workers"] = workers
     meta = {"format_version": FORMAT_VERSION, "config": _config_json(cfg), "stats": stats}

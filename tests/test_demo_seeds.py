@@ -1,0 +1,94 @@
+"""jooci demo --seeds: one demo per seed, then mean ± sd, per-seed paired verdicts and win counts."""
+
+import json
+
+import pytest
+
+METRIC = {"pr": "per", "asr": "wer", "sid": "accuracy", "asv": "eer", "er": "accuracy"}
+N = 200
+
+
+def _items(task: str, right: int):
+    """Per-item test records that give ``right`` of N correct (accuracy) or that error count (PER/WER)."""
+    if task in ("sid", "er"):
+        return [1] * right + [0] * (N - right)
+    if task == "asv":  # target scores shifted up by right / N: the trials separate better as it grows
+        return [[i / N + (i % 2) * right / N, i % 2] for i in range(N)]
+    return [[1, 10]] * right + [[0, 10]] * (N - right)
+
+
+def _write_seed(folder, values: dict[str, dict[str, int]]):
+    """A finished demo's eval folders: {model: {task: count}} -> results.json with items."""
+    for model, tasks in values.items():
+        d = folder / "eval" / model
+        d.mkdir(parents=True)
+        doc = {"model": {"name": model}, "tasks": {t: _task(t, right) for t, right in tasks.items()}}
+        (d / "results.json").write_text(json.dumps(doc))
+
+
+def _task(t: str, right: int) -> dict:
+    from jooci.superb.metrics import _Items
+
+    items = _items(t, right)
+    return {"metric": METRIC[t], "value": float(_Items(METRIC[t], items).statistic()), "extra": {"items": items}}
+
+
+def _seed(jooci_sid: int, jooci_er: int = 120, jooci_asv: int = 60):
+    base = {"pr": 60, "asr": 90, "sid": 100, "asv": 60, "er": 100}
+    return {"fbank": base, "baseline": base, "jooci": dict(base, sid=jooci_sid, er=jooci_er, asv=jooci_asv)}
+
+
+def test_summary_counts_wins_per_seed_and_averages(tmp_path):
+    from jooci.demo_seeds import seed_table, seed_verdict, write_seed_summary
+
+    folders = {}
+    for seed, sid in ((0, 160), (1, 101), (2, 40)):  # clear win, within noise, clear loss
+        folders[seed] = tmp_path / f"seed-{seed}"
+        _write_seed(folders[seed], _seed(sid))
+    report = write_seed_summary(tmp_path, folders)
+    table = json.loads((tmp_path / "report" / "summary.json").read_text())
+    sid = table["differences"]["sid"]
+    assert sid["verdicts"] == ["better", "same", "worse"]
+    assert (sid["better"], sid["worse"], sid["same"]) == (1, 1, 1)
+    assert table["differences"]["er"]["better"] == 3  # 120 vs 100 of 200 right in every seed
+    assert table["differences"]["pr"]["same"] == 3  # identical items: no difference
+    sid_values = table["models"]["jooci"]["sid"]["values"]
+    assert table["models"]["jooci"]["sid"]["mean"] == pytest.approx(sum(sid_values) / 3)
+    assert sid["mean"] == pytest.approx(table["models"]["jooci"]["sid"]["mean"] - table["models"]["baseline"]["sid"]["mean"])
+    text = report.read_text()
+    assert "did not consistently beat the baseline on the Other tasks over 3 seeds.** It lost no Content task" in text
+    assert "SID: better in 1, worse in 1, within noise in 1 of 3" in text
+    assert "| wins / losses |" in text and "(../seed-2/report/report.md)" in text
+    assert (tmp_path / "report" / "seeds.png").stat().st_size > 1000
+    # every Other task won in every seed -> the strong sentence
+    strong = seed_table({s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}}
+                             for m, tasks in _seed(170, 170, 170).items()} for s in (0, 1)})
+    assert strong["differences"]["asv"]["better"] == 2 and strong["differences"]["asv"]["mean"] < 0
+    assert seed_verdict(strong).startswith("**JOOCI beat the baseline on every Other task (SID, ASV, ER) in all 2 seeds.**")
+
+
+def test_run_demo_seeds_runs_each_seed_in_its_folder(tmp_path, monkeypatch):
+    import jooci.demo_seeds as DS
+
+    calls = []
+
+    def fake_demo(out, seed, **kw):
+        calls.append((out.name, seed, kw["minutes"]))
+        if not (out / "eval").exists():
+            _write_seed(out, _seed(100 + 20 * seed))
+        return out / "report" / "report.md"
+
+    monkeypatch.setattr(DS, "run_demo", fake_demo)
+    report = DS.run_demo_seeds(tmp_path, [3, 5], minutes=2.0)
+    assert calls == [("seed-3", 3, 2.0), ("seed-5", 5, 2.0)]
+    assert report == tmp_path / "report" / "report.md" and "over 2 seeds" in report.read_text()
+    with pytest.raises(ValueError, match="lists a seed twice"):
+        DS.run_demo_seeds(tmp_path, [1, 1])
+
+
+def test_summary_names_a_seed_without_results(tmp_path):
+    from jooci.demo_seeds import write_seed_summary
+
+    (tmp_path / "seed-0").mkdir()
+    with pytest.raises(FileNotFoundError, match="seed-0: no finished demo evaluation"):
+        write_seed_summary(tmp_path, {0: tmp_path / "seed-0"})
