@@ -190,3 +190,28 @@ def test_labels_are_required_and_checked(run, tmp_path):
     d = DistInfo()
     with pytest.raises(ValueError, match="needs labels"):
         train_phase(run["cfg"], "content", tmp_path / "x", PhaseInputs(), d, manifest=run["manifest"], progress=False)
+
+
+def test_teacher_step_takes_a_batch_of_one_utterance():
+    """An epoch's last batch can hold one utterance: the RDINO regulariser (a spread across items)
+    is 0 there instead of a crash deep in the teacher phase (it once stopped a run at step 218)."""
+    import copy
+
+    from jooci.data.dataset import Batch
+    from jooci.losses.dino import DINOCenter
+    from jooci.models.speaker import SpeakerModel, speaker_config
+    from jooci.train.config import LossConfig
+    from jooci.train.steps import StepContext, teacher_step
+
+    torch.manual_seed(0)
+    student = SpeakerModel(speaker_config("tiny"))
+    teacher = copy.deepcopy(student).eval()
+    center = DINOCenter(student.cfg.head.out_dim)
+    ctx = StepContext(LossConfig(), torch.Generator().manual_seed(0), rdino_weight=0.1)
+    for b in (1, 3):
+        wav = torch.randn(b, 16000 * 4) * 0.1
+        batch = Batch(wav, torch.full((b,), wav.shape[1]), [f"u{i}" for i in range(b)], torch.zeros(b, dtype=torch.long))
+        out = teacher_step(student, teacher, center, batch, ctx)
+        assert torch.isfinite(out.loss)
+        out.loss.backward()
+        assert (out.metrics["rdino_reg"] == 0.0) == (b == 1)

@@ -35,7 +35,8 @@ from torch import Tensor
 from jooci.data.augment import augment
 from jooci.data.dataset import Batch
 from jooci.features import log_mel
-from jooci.losses.dino import DINOCenter, View, dino_loss, embedding_distillation, multi_crop, rdino_regularizer
+from jooci.losses.dino import (DINOCenter, RegularizerOutput, View, dino_loss, embedding_distillation, multi_crop,
+                               rdino_regularizer)
 from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
 from jooci.losses.regularizer import adversary_loss, reconstruction_loss
 from jooci.models._util import padding_mask as make_padding_mask
@@ -104,7 +105,8 @@ def content_step(model: HuBERTBaseline | JOOCI, batch: Batch, ctx: StepContext) 
 def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCenter, batch: Batch,
                  ctx: StepContext) -> StepOutput:
     """RDINO: the student on every crop learns the EMA teacher's centred, sharpened outputs on the
-    global crops; the variance/covariance regulariser keeps the head features from collapsing."""
+    global crops; the variance/covariance regulariser keeps the head features from collapsing
+    (a batch statistic: 0 for a batch of one utterance)."""
     c = ctx.losses
     views = _views(batch, ctx)
     n_global = c.crops.n_global
@@ -113,7 +115,11 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     _, s_features, s_logits = _speaker_views(student, views, n_global)
     distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
                         teacher_temp=c.teacher_temp)
-    reg = rdino_regularizer(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
+    if batch.waveforms.shape[0] >= 2:
+        reg = rdino_regularizer(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
+    else:  # one utterance (an epoch's last batch can be): no spread across items to regularise
+        zero = s_features[0].sum() * 0.0
+        reg = RegularizerOutput(zero, zero.detach(), zero.detach())
     loss = distill + ctx.rdino_weight * reg.loss
     center.update(t_logits, ctx.reduce)
     return StepOutput(loss, {"distill": distill.item(), "rdino_reg": reg.loss.item(),
