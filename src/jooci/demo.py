@@ -40,8 +40,9 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "no-regulariser": ("without the gradient-reversal content adversary", ["losses.regulariser=0"]),
     "recon": ("with the log-mel reconstruction decoder",
               ["losses.reconstruction=1", "model.mel_decoder={{dim: {dim}}}"]),
-    "unfrozen-phase1": ("Content not frozen in phase 1", ["schedule.freeze_content_phase1=false",
-                                                         "schedule.freeze_frontend_phase1=false"]),
+    "unfrozen-phase1": ("Content not frozen in phase 1: it keeps training on masked prediction there "
+                        "(phase 1's steps on top of the equal budget)",
+                        ["schedule.freeze_content_phase1=false", "schedule.freeze_frontend_phase1=false"]),
 }
 
 TASKS = ("pr", "asr", "sid", "asv", "er")

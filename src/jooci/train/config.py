@@ -65,7 +65,11 @@ class ScheduleConfig:
     teacher: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
     phase1: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 5e-4, 30))
     phase2: PhaseSchedule = field(default_factory=lambda: PhaseSchedule(300, 2e-4, 30))
-    freeze_content_phase1: bool = True  # the paper: phase 1 trains the Other encoder only
+    # The paper: phase 1 trains the Other encoder only. False: Content is not frozen and keeps
+    # training on its masked prediction in phase 1 (phase 1 runs phase 2's joint step), so it gets
+    # phase 1's steps on top of its budget. (Unfreezing alone would change nothing: the Other
+    # losses cannot reach Content through the stop-gradient.)
+    freeze_content_phase1: bool = True
     # The shared CNN is neither encoder; whether phase 1 trains it (with the Other losses, at the
     # frontend's grad_mult) is left open by the paper. See docs/method.md T3/T24.
     freeze_frontend_phase1: bool = True

@@ -64,9 +64,11 @@ class PhaseModule(nn.Module):
     """The trainable part of a phase with its step function as ``forward``, so DDP sees one
     forward per step. The frozen teacher and the centre are kept off the module (outside DDP)."""
 
-    def __init__(self, phase: Phase, model: nn.Module, teacher: SpeakerModel | None, center: DINOCenter | None):
+    def __init__(self, phase: Phase, model: nn.Module, teacher: SpeakerModel | None, center: DINOCenter | None,
+                 joint_phase1: bool = False):
         super().__init__()
         self.phase, self.model = phase, model
+        self.joint_phase1 = joint_phase1  # Content not frozen in phase 1: it keeps its masked prediction
         self._frozen = (teacher, center)  # a tuple attribute: not registered as a submodule
 
     def forward(self, batch: Batch, ctx: S.StepContext) -> S.StepOutput:
@@ -75,7 +77,7 @@ class PhaseModule(nn.Module):
             return S.content_step(self.model, batch, ctx)
         if self.phase == "teacher":
             return S.teacher_step(self.model, teacher, center, batch, ctx)
-        if self.phase == "phase1":
+        if self.phase == "phase1" and not self.joint_phase1:
             return S.phase1_step(self.model, teacher, center, batch, ctx)
         return S.phase2_step(self.model, teacher, center, batch, ctx)
 
@@ -127,7 +129,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         teacher.to(device)
     if center is not None:
         center.center = center.center.to(device)
-    module = PhaseModule(phase, model, teacher, center)
+    module = PhaseModule(phase, model, teacher, center, joint_phase1=not cfg.schedule.freeze_content_phase1)
     params = [p for p in model.parameters() if p.requires_grad]
     if dist.distributed:
         layerdrop = phase != "teacher" and cfg.model.content.transformer.layerdrop > 0
