@@ -70,15 +70,18 @@ REFERENCE_SECONDS = {
 def estimate_seconds(cfg, minutes: float, ablations: int) -> dict[str, float]:
     """Each stage's expected wall time for a fresh run on the reference machine (2-core CPU)."""
     r, s = REFERENCE_SECONDS, cfg.schedule
-    audio, batch = minutes / 60.0, cfg.data.batch_seconds / 16.0
-    steps = {p: s.of(p).steps for p in ("content", "teacher", "phase1", "phase2")}
-    content = steps["content"] * s.content_iterations + steps["phase2"]  # + the baseline's extra updates
-    joint = steps["phase1"] * r["step/phase1"] + steps["phase2"] * r["step/phase2"]
-    pretrain = batch * (content * r["step/content"] + steps["teacher"] * r["step/teacher"] + joint) \
+    audio = minutes / 60.0
+    # seconds per phase: steps x the reference step time x the phase's batch against the reference 16 s
+    cost = {p: s.of(p).steps * r[f"step/{p}"] * s.batch_seconds(p, cfg.data) / 16.0
+            for p in ("content", "teacher", "phase1", "phase2")}
+    # the baseline's extra updates are Content steps as many as phase 2's, at the content batch
+    baseline_extra = s.of("phase2").steps * r["step/content"] * s.batch_seconds("content", cfg.data) / 16.0
+    joint = cost["phase1"] + cost["phase2"]
+    pretrain = cost["content"] * s.content_iterations + baseline_extra + cost["teacher"] + joint \
         + audio * (r["targets/mfcc"] + (s.content_iterations - 1) * r["targets/model"])
     out = {"corpus": audio * r["corpus"], "pretrain": pretrain}
     if ablations:
-        out["ablations"] = ablations * batch * joint
+        out["ablations"] = ablations * joint
     out["evaluate"] = (3 + ablations) * audio * r["evaluate/model"]
     out["speaker check"] = (2 + 1 + ablations) * audio * r["verify/source"]
     out["report"] = r["report"]
@@ -307,7 +310,10 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
     content_updates = s.of("content").steps * s.content_iterations + s.of("phase2").steps
     out = [f"- corpus: JOOCI-synth, {minutes:g} minutes, seed {cfg.run.seed}; pretraining audio: "
            f"{', '.join(cfg.data.manifests)}",
-           f"- preset `{cfg.preset}`; batches of {cfg.data.batch_seconds:g} s of audio, crops of {cfg.data.crop_seconds:g} s",
+           f"- preset `{cfg.preset}`; batches of {cfg.data.batch_seconds:g} s of audio"
+           + "".join(f" ({p} {s.batch_seconds(p, cfg.data):g} s)" for p in ("content", "teacher", "phase1", "phase2")
+                     if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds)
+           + f", crops of {cfg.data.crop_seconds:g} s",
            f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, teacher "
            f"{s.of('teacher').steps}, phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]

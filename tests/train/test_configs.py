@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from jooci.configio import ConfigError
 from jooci.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -22,3 +23,17 @@ def test_base_follows_the_paper_phases_and_scales():
     tenth = load_config(CONFIGS / "base.yaml", ["schedule.scale=0.1"])
     assert (tenth.schedule.of("phase1").steps, tenth.schedule.of("phase2").warmup_steps) == (5000, 800)
     assert tenth.schedule.of("phase2").lr == cfg.schedule.of("phase2").lr
+
+
+def test_a_phase_can_have_its_own_batch_but_the_budget_stays_equal():
+    from jooci.train.config import load_config
+
+    cfg = load_config(CONFIGS / "small.yaml", ["schedule.teacher.batch_seconds=32", "schedule.scale=2"])
+    assert cfg.schedule.batch_seconds("teacher", cfg.data) == 32.0
+    assert cfg.schedule.of("teacher").batch_seconds == 32.0  # scaling keeps it
+    assert cfg.schedule.batch_seconds("phase1", cfg.data) == cfg.data.batch_seconds == 16.0
+    with pytest.raises(ConfigError, match="batch_seconds must be positive"):
+        load_config(CONFIGS / "small.yaml", ["schedule.teacher.batch_seconds=0"])
+    with pytest.raises(ConfigError, match="equal budget"):
+        load_config(CONFIGS / "small.yaml", ["schedule.phase2.batch_seconds=32"])
+    load_config(CONFIGS / "small.yaml", ["schedule.phase2.batch_seconds=32", "schedule.content.batch_seconds=32"])

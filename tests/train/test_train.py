@@ -219,3 +219,21 @@ def test_teacher_step_takes_a_batch_of_one_utterance():
         assert torch.isfinite(out.loss)
         out.loss.backward()
         assert (out.metrics["rdino_reg"] == 0.0) == (b == 1)
+
+
+def test_a_phase_batches_by_its_own_batch_seconds(run, tmp_path, monkeypatch):
+    """`schedule.teacher.batch_seconds` sizes the teacher's batches; the other phases keep data.batch_seconds."""
+    import jooci.train.loop as L
+
+    asked = []
+
+    def capture(utts, **kw):
+        asked.append(kw["max_seconds"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(L, "make_loader", capture)
+    cfg = _cfg(run["manifest"].parent, "schedule.teacher.batch_seconds=7")
+    for phase, inputs in (("teacher", PhaseInputs()), ("content", PhaseInputs(labels=run["labels"]))):
+        with pytest.raises(RuntimeError, match="stop here"):
+            train_phase(cfg, phase, tmp_path / phase, inputs, DistInfo(), manifest=run["manifest"], progress=False)
+    assert asked == [7.0, 40.0]

@@ -9,6 +9,7 @@ is written into every run folder as ``config.yaml``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,11 @@ class PhaseSchedule:
     steps: int
     lr: float
     warmup_steps: int = 0
+    batch_seconds: float | None = None  # this phase's audio per batch and process (None: data.batch_seconds)
+
+    def __post_init__(self) -> None:
+        if self.batch_seconds is not None and not self.batch_seconds > 0:
+            raise ValueError(f"batch_seconds must be positive, got {self.batch_seconds}")
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,13 @@ class ScheduleConfig:
         p: PhaseSchedule = getattr(self, phase)
         if self.scale == 1.0:
             return p
-        return PhaseSchedule(max(1, round(p.steps * self.scale)), p.lr, round(p.warmup_steps * self.scale))
+        return dataclasses.replace(p, steps=max(1, round(p.steps * self.scale)),
+                                   warmup_steps=round(p.warmup_steps * self.scale))
+
+    def batch_seconds(self, phase: Phase, data: DataConfig) -> float:
+        """The phase's audio per batch and process: its own ``batch_seconds`` or the data's."""
+        own = getattr(self, phase).batch_seconds
+        return data.batch_seconds if own is None else own
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,11 @@ class PretrainConfig:
                              "a copy of the teacher's")
         if self.optim.accumulation < 1:
             raise ValueError("optim.accumulation must be >= 1")
+        content, joint = (self.schedule.batch_seconds(p, self.data) for p in ("content", "phase2"))
+        if content != joint:
+            raise ValueError(f"schedule.phase2 batches of {joint:g} s but content batches of {content:g} s: the "
+                             "baseline's extra updates (content batches) would not match JOOCI's phase 2 "
+                             "(equal budget); set both, or neither")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> PretrainConfig:

@@ -118,7 +118,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         label_names, labels = _load_labels(cfg, inputs.labels, utts)
     d = cfg.data
     loader, sampler = make_loader(
-        utts, max_seconds=d.batch_seconds, min_samples=int(d.min_seconds * 16000),
+        utts, max_seconds=cfg.schedule.batch_seconds(phase, d), min_samples=int(d.min_seconds * 16000),
         max_samples=int(d.crop_seconds * 16000), labels=labels, label_rate=50 if labels else None,
         num_workers=d.num_workers, seed=cfg.run.seed, rank=dist.rank, world_size=dist.world_size)
 
