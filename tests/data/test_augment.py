@@ -32,3 +32,15 @@ def test_noise_at_the_asked_snr():
     noise = out - wav[:1]
     snr = 10 * torch.log10(wav[:1].pow(2).mean() / noise.pow(2).mean())
     assert abs(float(snr) - 10.0) < 0.5
+
+
+def test_fft_reverb_equals_the_direct_convolution():
+    import torch.nn.functional as F
+
+    from jooci.data.augment import causal_convolve
+
+    g = torch.Generator().manual_seed(0)
+    for s, n in ((1000, 300), (777, 1200), (16000, 12800)):
+        x, h = torch.randn(3, s, generator=g), torch.randn(3, n, generator=g) / n ** 0.5
+        direct = F.conv1d(F.pad(x, (n - 1, 0))[None], h.flip(1)[:, None], groups=3)[0]
+        assert torch.allclose(causal_convolve(x, h), direct, atol=1e-4), (s, n)

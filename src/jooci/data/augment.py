@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,16 @@ class AugmentConfig:
     reverb_prob: float = 0.4
     rt60: tuple[float, float] = (0.2, 0.8)  # seconds
     sample_rate: int = 16000
+
+
+def causal_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Each row of ``x`` (B, S) convolved with its own impulse response ``h`` (B, N), the first S
+    samples: ``y[t] = sum_k h[k] x[t - k]``. Through the FFT: a 0.8 s response is 12,800 taps, which
+    a direct convolution pays for at every output sample (~40x slower on a CPU for 3 s views)."""
+    s = x.shape[1]
+    size = 1 << (s + h.shape[1] - 2).bit_length()  # a power of two >= S + N - 1: no wrap-around
+    spec = torch.fft.rfft(x.float(), size) * torch.fft.rfft(h.float(), size)
+    return torch.fft.irfft(spec, size)[:, :s].to(x.dtype)
 
 
 def augment(waveforms: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, *,
@@ -42,7 +51,7 @@ def augment(waveforms: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, 
         rir = torch.randn(b, n, generator=generator).to(dev) * torch.exp(-6.9 * t / rt60[:, None])
         rir[:, 0] = 1.0  # the direct path
         rir = rir / rir.norm(dim=1, keepdim=True)
-        wet = F.conv1d(F.pad(x, (n - 1, 0))[None], rir.flip(1)[:, None], groups=b)[0]
+        wet = causal_convolve(x, rir)
         use = (u(b) < cfg.reverb_prob).to(x.dtype)[:, None]
         x = use * wet + (1 - use) * x
     if cfg.noise_prob > 0:
