@@ -237,3 +237,36 @@ def test_a_phase_batches_by_its_own_batch_seconds(run, tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="stop here"):
             train_phase(cfg, phase, tmp_path / phase, inputs, DistInfo(), manifest=run["manifest"], progress=False)
     assert asked == [7.0, 40.0]
+
+
+def test_teacher_and_distillation_views_are_augmented_by_their_own_switch(monkeypatch):
+    """`losses.augment_teacher_views` augments the teacher phase's views only, `losses.augment_views`
+    phases 1-2's only."""
+    import copy
+
+    import jooci.train.steps as S
+    from jooci.data.dataset import Batch
+    from jooci.losses.dino import DINOCenter
+    from jooci.models import JOOCI
+    from jooci.models.speaker import SpeakerModel, speaker_config
+    from jooci.train.config import LossConfig
+
+    calls = []
+    real = S.augment
+    monkeypatch.setattr(S, "augment", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    student = SpeakerModel(speaker_config("tiny"))
+    teacher = copy.deepcopy(student).eval()
+    jooci = JOOCI.from_preset("tiny")
+    wav = torch.randn(2, 16000 * 4) * 0.1
+    labels = {k: torch.randint(0, 10, (2, 200)) for k in ("km10", "km20")}  # the adversary's targets (50 Hz)
+    batch = Batch(wav, torch.full((2,), wav.shape[1]), ["a", "b"], torch.zeros(2, dtype=torch.long), labels)
+    for teacher_aug, views_aug in ((True, False), (False, True)):
+        losses = LossConfig(augment_teacher_views=teacher_aug, augment_views=views_aug)
+        ctx = lambda: S.StepContext(losses, torch.Generator().manual_seed(0), label_names=tuple(labels))  # noqa: E731
+        calls.clear()
+        S.teacher_step(student, teacher, DINOCenter(student.cfg.head.out_dim), batch, ctx())
+        assert bool(calls) is teacher_aug
+        calls.clear()
+        S.phase1_step(jooci, teacher, DINOCenter(student.cfg.head.out_dim), batch, ctx())
+        assert bool(calls) is views_aug

@@ -124,7 +124,10 @@ class LossConfig:
     teacher_temp: float = 0.04
     center_momentum: float = 0.9
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
-    augment_views: bool = False  # noise / reverb / gain per speaker view (RDINO augments every view)
+    # noise / reverb / gain on every speaker view, each on its own (RDINO augments every view): in
+    # the teacher phase (the teacher's recipe) and in phases 1-2 (JOOCI's distillation), separately
+    augment_teacher_views: bool = False
+    augment_views: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # RDINO recipe (teacher phase): EMA momentum ramp and the variance/covariance regulariser.
     ema_momentum: tuple[float, float] = (0.996, 1.0)

@@ -108,7 +108,7 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     global crops; the variance/covariance regulariser keeps the head features from collapsing
     (a batch statistic: 0 for a batch of one utterance)."""
     c = ctx.losses
-    views = _views(batch, ctx)
+    views = _views(batch, ctx, c.augment_teacher_views)
     n_global = c.crops.n_global
     with torch.no_grad():
         _, _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
@@ -194,7 +194,7 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     global crop (the student's DINO head is the teacher's, so both embeddings live in one space).
     """
     c = ctx.losses
-    views = _views(batch, ctx)
+    views = _views(batch, ctx, c.augment_views)
     n_global = c.crops.n_global
     with torch.no_grad():
         t_emb, _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
@@ -227,11 +227,12 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     return {"distill": distill, "distill_embedding": embed, "adversary": adv.loss, "reconstruction": recon}, metrics
 
 
-def _views(batch: Batch, ctx: StepContext) -> list[View]:
-    """Multi-crop views, each augmented on its own when ``losses.augment_views`` is on."""
+def _views(batch: Batch, ctx: StepContext, augmented: bool) -> list[View]:
+    """Multi-crop views, each augmented on its own when ``augmented`` (``losses.augment_teacher_views``
+    in the teacher phase, ``losses.augment_views`` in phases 1-2)."""
     c = ctx.losses
     views = multi_crop(batch.waveforms, batch.lengths, c.crops, generator=ctx.generator)
-    if c.augment_views:
+    if augmented:
         views = [View(augment(v.waveforms, v.lengths, c.augment, generator=ctx.generator), v.lengths, v.is_global)
                  for v in views]
     return views
