@@ -121,6 +121,7 @@ def test_report_setting_names_the_shared_frontend(tmp_path):
 
     small = "\n".join(setting(load_config(_config_path("small"), []), tmp_path, 60))
     assert "shared frontend (both models): 80-bin log-mel at 50 Hz, unnormalised" in small
+    assert "teacher 300 (augmented views), phase 1 80" in small
     cnn = "\n".join(setting(load_config(_config_path("small"), [
         "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
     assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn

@@ -315,7 +315,7 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
                      if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds)
            + f", crops of {cfg.data.crop_seconds:g} s",
            f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, teacher "
-           f"{s.of('teacher').steps}, phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
+           f"{s.of('teacher').steps}{' (augmented views)' if cfg.losses.augment_teacher_views else ''}, phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]
     fe = cfg.model.frontend
     out.append("- shared frontend (both models): " + (
