@@ -143,3 +143,15 @@ def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooc
     no_jooci = speaker_reading(rows(18.8, 12.7))[0]
     assert "knows more about speakers" in no_jooci and "Other embedding" not in no_jooci
     assert speaker_reading([{"source": "RDINO teacher", "eer": 10.0}]) == []
+
+
+def test_demo_refuses_a_corpus_of_another_format_in_words(tmp_path, capsys):
+    """An older version's demo folder holds a format-1 corpus: the demo says so and what to do,
+    with no traceback and nothing replaced."""
+    corpus = tmp_path / "corpus"
+    (corpus / "wav").mkdir(parents=True)
+    (corpus / "synth.json").write_text(json.dumps({"format_version": 1, "config": {"minutes": 2.0}}))
+    assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--minutes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "format_version" in err and "pass another --out" in err
+    assert (corpus / "wav").is_dir()

@@ -415,6 +415,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    from jooci.data.synth import SynthError
+
     try:
         if args.seeds:
             from jooci.demo_seeds import run_demo_seeds
@@ -425,6 +427,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
         else:
             run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides, args.speakers,
                      args.device, args.threads)
+    except SynthError as e:  # a corpus of other settings or an older format: never replaced silently
+        print(f"jooci demo: error: {e} (a demo folder from another version or with other settings: "
+              "pass another --out, or delete the folder to start over)", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"jooci demo: error: {e}", file=sys.stderr)
         return 2
