@@ -404,7 +404,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
-                   help="run the demo once per seed into DIR/seed-K and summarise them in DIR/report "
+                   help="run the demo once per seed into DIR/seed-K (instead of --seed) and summarise them in DIR/report "
                         "(mean ± sd, wins per seed); each seed takes as long as one demo")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
     p.add_argument("--threads", type=int, default=None,
