@@ -92,3 +92,25 @@ def test_summary_names_a_seed_without_results(tmp_path):
     (tmp_path / "seed-0").mkdir()
     with pytest.raises(FileNotFoundError, match="seed-0: no finished demo evaluation"):
         write_seed_summary(tmp_path, {0: tmp_path / "seed-0"})
+
+
+def test_the_cli_passes_every_option_to_each_seed(tmp_path, monkeypatch):
+    """`jooci demo --seeds` reaches run_demo once per seed with the command line's settings."""
+    import jooci.demo_seeds as DS
+    from jooci.cli import main
+
+    calls = []
+
+    def fake_demo(out, seed, **kw):
+        calls.append((out.name, seed, kw))
+        _write_seed(out, _seed(100))
+        return out / "report" / "report.md"
+
+    monkeypatch.setattr(DS, "run_demo", fake_demo)
+    assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--minutes", "2", "--speakers", "8",
+                 "--ablate", "recon", "--seeds", "4", "7", "--", "schedule.phase2.steps=3"]) == 0
+    assert [(name, seed) for name, seed, _ in calls] == [("seed-4", 4), ("seed-7", 7)]
+    kw = calls[0][2]
+    assert (kw["preset"], kw["minutes"], kw["speakers"], kw["ablate"], kw["overrides"]) == \
+        ("tiny", 2.0, 8, ["recon"], ["schedule.phase2.steps=3"])
+    assert (tmp_path / "report" / "report.md").exists()
