@@ -55,16 +55,48 @@ def test_summary_counts_wins_per_seed_and_averages(tmp_path):
     sid_values = table["models"]["jooci"]["sid"]["values"]
     assert table["models"]["jooci"]["sid"]["mean"] == pytest.approx(sum(sid_values) / 3)
     assert sid["mean"] == pytest.approx(table["models"]["jooci"]["sid"]["mean"] - table["models"]["baseline"]["sid"]["mean"])
+    # the verdict over seeds: SID's differences +30, +0.5, -30 points straddle 0; ER's are +10 in all three
+    assert sid["verdict"] == "same" and sid["interval"][0] < 0 < sid["interval"][1]
+    assert table["differences"]["er"]["verdict"] == "better"
+    assert table["differences"]["er"]["interval"] == pytest.approx([10.0, 10.0])
+    assert table["differences"]["pr"]["verdict"] == "same"
     text = report.read_text()
-    assert "did not consistently beat the baseline on the Other tasks over 3 seeds.** It lost no Content task" in text
-    assert "SID: better in 1, worse in 1, within noise in 1 of 3" in text
+    assert "**Over 3 seeds JOOCI beat the baseline on ER and lost no task; within noise: SID, ASV, PR, ASR.**" in text
+    assert "SID: mean difference +0.2 [" in text and "single seeds better in 1, worse in 1, within noise in 1 of 3" in text
+    assert "| verdict | within noise | within noise | within noise |" in text  # PR ASR SID; then ASV ER
     assert "| wins / losses |" in text and "(../seed-2/report/report.md)" in text
     assert (tmp_path / "report" / "seeds.png").stat().st_size > 1000
     # every Other task won in every seed -> the strong sentence
     strong = seed_table({s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}}
-                             for m, tasks in _seed(170, 170, 170).items()} for s in (0, 1)})
-    assert strong["differences"]["asv"]["better"] == 2 and strong["differences"]["asv"]["mean"] < 0
-    assert seed_verdict(strong).startswith("**JOOCI beat the baseline on every Other task (SID, ASV, ER) in all 2 seeds.**")
+                             for m, tasks in _seed(170 + s, 170 - s, 170).items()} for s in (0, 1, 2)})
+    assert strong["differences"]["asv"]["better"] == 3 and strong["differences"]["asv"]["mean"] < 0
+    assert strong["differences"]["asv"]["verdict"] == "better"  # lower EER is better
+    assert seed_verdict(strong).startswith("**Over 3 seeds JOOCI beat the baseline on every Other task (SID, ASV, ER) "
+                                           "and lost no Content task.**")
+    # a Content loss over the seeds is named first
+    lost = {s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}} for m, tasks in
+                dict(_seed(170), jooci=dict(_seed(170)["jooci"], pr=90 + s)).items()} for s in (0, 1)}
+    assert seed_verdict(seed_table(lost)).startswith("**Over 2 seeds JOOCI was worse than the baseline on PR; "
+                                                     "better on SID, ER.**")
+    # one seed: no interval over seeds, and the report says so instead of a verdict
+    one = seed_table({0: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}} for m, tasks in _seed(170).items()}})
+    assert one["differences"]["sid"]["interval"] is None and one["differences"]["sid"]["verdict"] is None
+    assert seed_verdict(one).startswith("**One seed: no verdict over seeds**")
+
+
+def test_pooled_interval_resamples_each_seed_within_itself():
+    from jooci.demo_seeds import seed_table
+
+    docs = {s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}} for m, tasks in _seed(110).items()}
+            for s in range(4)}
+    d = seed_table(docs)["differences"]
+    one = seed_table({0: docs[0]})["differences"]
+    # four identical seeds: the same mean, and the test-sampling interval about half as wide as one seed's
+    width4 = d["sid"]["pooled"]["high"] - d["sid"]["pooled"]["low"]
+    width1 = one["sid"]["pooled"]["high"] - one["sid"]["pooled"]["low"]
+    assert d["sid"]["mean"] == pytest.approx(5.0) and 0.35 < width4 / width1 < 0.65
+    # ... while the interval over seeds has no spread to show, since the seeds agree exactly
+    assert d["sid"]["interval"] == pytest.approx([5.0, 5.0])
 
 
 def test_run_demo_seeds_runs_each_seed_in_its_folder(tmp_path, monkeypatch):

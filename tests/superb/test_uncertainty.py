@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jooci.superb.metrics import (_Items, accuracy, bootstrap_interval, eer, eer_from_counts, error_items, error_rate,
-                                  item_statistic, paired_bootstrap)
+                                  item_statistic, paired_bootstrap, seed_interval,
+                                  stratified_paired_bootstrap)
 from jooci.superb.report import compare, markdown
 
 # --- item_statistic ------------------------------------------------------------------------------
@@ -225,6 +226,43 @@ def test_paired_bootstrap_refuses_different_test_sets():
         paired_bootstrap("wer", [[1, 3], [0, 2]], [[1, 2], [0, 3]])
     with pytest.raises(ValueError, match="cannot compare"):
         compare(_task("accuracy", [1, 0]), _task("per", [[1, 2], [0, 1]]))
+
+
+def test_stratified_bootstrap_of_one_pair_is_the_paired_bootstrap():
+    a, b = _accuracy_items(300, 0.8, 0), _accuracy_items(300, 0.7, 1)
+    one, paired = stratified_paired_bootstrap("accuracy", [(a, b)]), paired_bootstrap("accuracy", a, b)
+    assert (one["difference"], one["low"], one["high"]) == (paired["difference"], paired["low"], paired["high"])
+    assert one["strata"] == 1
+
+
+def test_stratified_bootstrap_averages_the_strata_and_narrows():
+    pairs = []
+    for k in range(4):  # each seed its own test set; B makes one or two more edits per utterance than A
+        a = _per_items(300, 0.2, k)
+        pairs.append((a, [[e + 1 + i % 2, n] for i, (e, n) in enumerate(a)]))
+    out = stratified_paired_bootstrap("per", pairs)
+    diffs = [item_statistic("per", a) - item_statistic("per", b) for a, b in pairs]
+    assert out["difference"] == pytest.approx(np.mean(diffs)) and out["strata"] == 4
+    assert out["low"] < out["difference"] < out["high"] < 0
+    width1 = [paired_bootstrap("per", a, b) for a, b in pairs]
+    mean_width1 = np.mean([w["high"] - w["low"] for w in width1])
+    assert 0.35 < (out["high"] - out["low"]) / mean_width1 < 0.65  # about 1/sqrt(4)
+    # each stratum keeps its own test set: a mismatched pair is refused like a paired bootstrap's
+    with pytest.raises(ValueError, match="differ in length"):
+        stratified_paired_bootstrap("accuracy", [([1, 0], [1, 1]), ([1, 0, 1], [1, 0])])
+    with pytest.raises(ValueError, match="no pairs"):
+        stratified_paired_bootstrap("accuracy", [])
+
+
+def test_seed_interval_is_the_student_t_interval_by_hand():
+    # [1, 2, 3]: mean 2, sd 1, t(0.975, 2 df) = 4.302653 -> 2 ± 4.302653 / sqrt(3)
+    low, high = seed_interval([1.0, 2.0, 3.0])
+    assert low == pytest.approx(2 - 4.302653 / 3 ** 0.5, abs=1e-5) and high == pytest.approx(2 + 4.302653 / 3 ** 0.5, abs=1e-5)
+    assert seed_interval([4.0, 4.0, 4.0, 4.0]) == (4.0, 4.0)
+    with pytest.raises(ValueError, match="at least two"):
+        seed_interval([1.0])
+    with pytest.raises(ValueError, match="at least two"):
+        seed_interval([1.0, float("nan")])
 
 
 def test_compare_is_none_without_items():

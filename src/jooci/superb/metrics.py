@@ -23,6 +23,7 @@ difference). Head-training randomness is not resampled: the intervals are lower 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -358,6 +359,15 @@ def paired_bootstrap(metric: str, items_a: Any, items_b: Any, resamples: int = 1
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    a, b = _paired_items(metric, items_a, items_b)
+    stats = _bootstrap([a, b], resamples, seed)
+    low, high = _percentiles(stats[:, 0] - stats[:, 1], level)
+    return {"difference": a.statistic() - b.statistic(), "low": low, "high": high, "resamples": int(resamples),
+            "level": level}
+
+
+def _paired_items(metric: str, items_a: Any, items_b: Any) -> tuple[_Items, _Items]:
+    """Both item lists, checked to be the same test set."""
     a, b = _Items(metric, items_a), _Items(metric, items_b)
     if a.n != b.n:
         raise ValueError(f"the item lists differ in length ({a.n} vs {b.n}): not the same test set")
@@ -366,7 +376,54 @@ def paired_bootstrap(metric: str, items_a: Any, items_b: Any, resamples: int = 1
     if metric in ("per", "wer") and not np.array_equal(a.refs, b.refs):
         raise ValueError("the reference token counts differ: paired error rates need the same test utterances, "
                          "in the same order")
-    stats = _bootstrap([a, b], resamples, seed)
-    low, high = _percentiles(stats[:, 0] - stats[:, 1], level)
-    return {"difference": a.statistic() - b.statistic(), "low": low, "high": high, "resamples": int(resamples),
-            "level": level}
+    return a, b
+
+
+# Several pretraining seeds give several (A, B) pairs, each on its own test set. Two intervals of
+# the mean difference over the seeds answer two questions:
+# - stratified_paired_bootstrap: is the mean over *these* seeds beyond test-set noise? Each seed's
+#   items are resampled within that seed; pretraining randomness is held fixed.
+# - seed_interval: would the difference survive new pretraining draws? A Student-t interval over
+#   the per-seed differences, whose spread holds both the pretraining and the test-set randomness.
+
+
+def stratified_paired_bootstrap(metric: str, pairs: Sequence[tuple[Any, Any]], resamples: int = 1000,
+                                level: float = 0.95, seed: int = 0) -> dict[str, float | int]:
+    """Paired bootstrap of the mean over strata (seeds) of ``statistic(a) - statistic(b)``.
+
+    Each pair ``(items_a, items_b)`` is one stratum's test set, resampled within itself with its
+    own generator (``seed + k`` for the k-th pair), as :func:`paired_bootstrap` does; the r-th
+    resample of the mean is the mean of the strata's r-th resampled differences.
+
+    Returns:
+        {"difference": mean of the full-set differences, "low", "high", "strata", "resamples", "level"}.
+    """
+    if not pairs:
+        raise ValueError("no pairs to bootstrap")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    draws, full = [], []
+    for k, (items_a, items_b) in enumerate(pairs):
+        a, b = _paired_items(metric, items_a, items_b)
+        stats = _bootstrap([a, b], resamples, seed + k)
+        draws.append(stats[:, 0] - stats[:, 1])
+        full.append(a.statistic() - b.statistic())
+    low, high = _percentiles(np.mean(draws, axis=0), level)
+    return {"difference": float(np.mean(full)), "low": low, "high": high, "strata": len(pairs),
+            "resamples": int(resamples), "level": level}
+
+
+def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (one difference per seed): mean ± t(n-1) · sd/√n.
+
+    Needs two values at least; with few seeds it is wide (t = 12.7 for two, 3.18 for four at 95 %).
+    """
+    from scipy.stats import t as student_t
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)):
+        raise ValueError(f"need at least two finite values for an interval over seeds, got {list(values)}")
+    half = float(student_t.ppf(0.5 * (1.0 + level), x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return float(x.mean()) - half, float(x.mean()) + half
