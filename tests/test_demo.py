@@ -155,3 +155,30 @@ def test_demo_refuses_a_corpus_of_another_format_in_words(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "other settings" in err and "format_version" in err and "pass another --out" in err
     assert (corpus / "wav").is_dir()
+
+
+def test_demo_shows_the_traceback_of_a_library_error_but_not_of_its_own_checks(tmp_path, capsys, monkeypatch):
+    """A ValueError raised by jooci's own checks is bad input: one line. One raised inside a library
+    deep in a run (torch's BatchNorm once stopped a demo this way) is a bug: the traceback is shown,
+    so it can be reported, instead of a one-line message that looks like a user error."""
+    import torch
+
+    import jooci.demo as D
+
+    def torch_fails(*a, **k):
+        torch.nn.functional.batch_norm(torch.zeros(1, 4), None, None, training=True)
+
+    monkeypatch.setattr(D, "run_demo", torch_fails)
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Expected more than 1 value per channel" in err and "Traceback" in err and "likely a bug in jooci" in err
+
+    def jooci_refuses(*a, **k):
+        from jooci.train.config import load_config
+
+        load_config(None, ["losses.crops.n_local=1"])
+
+    monkeypatch.setattr(D, "run_demo", jooci_refuses)
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "needs two rows per crop group" in err and "Traceback" not in err

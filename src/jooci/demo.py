@@ -433,6 +433,20 @@ def run_demo_command(args: argparse.Namespace) -> int:
         return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"jooci demo: error: {e}", file=sys.stderr)
+        if not _raised_by_jooci(e):  # a library failing deep in a run: a bug, not bad input
+            import traceback
+
+            traceback.print_exception(e, file=sys.stderr)
+            print("jooci demo: the error above was raised inside a library, not by jooci's own checks: "
+                  "this is likely a bug in jooci; please report it with the traceback", file=sys.stderr)
         return 2
     return 0
+
+
+def _raised_by_jooci(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e``'s traceback is jooci's own code (a check of its input)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is None or Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
 

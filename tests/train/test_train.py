@@ -221,6 +221,46 @@ def test_teacher_step_takes_a_batch_of_one_utterance():
         assert (out.metrics["rdino_reg"] == 0.0) == (b == 1)
 
 
+def test_phase1_and_phase2_steps_take_a_batch_of_one_utterance():
+    """The same last batch of one utterance in phases 1-2: the DINO head (BatchNorm) runs on the
+    crops only, never on the full batch, so a batch of one trains (it once stopped seed 2's demo at
+    phase-1 step 42 with "Expected more than 1 value per channel")."""
+    import copy
+
+    import jooci.train.steps as S
+    from jooci.data.dataset import Batch
+    from jooci.losses.dino import DINOCenter
+    from jooci.models import JOOCI
+    from jooci.models.speaker import SpeakerModel, speaker_config
+    from jooci.train.config import LossConfig
+
+    torch.manual_seed(0)
+    teacher = SpeakerModel(speaker_config("tiny")).eval()
+    jooci = JOOCI.from_preset("tiny").train()
+    for b in (1, 2):
+        wav = torch.randn(b, 16000 * 3) * 0.1
+        labels = {k: torch.randint(0, 10, (b, 150)) for k in ("km10", "km20")}
+        batch = Batch(wav, torch.full((b,), wav.shape[1]), [f"u{i}" for i in range(b)], torch.zeros(b, dtype=torch.long),
+                      labels)
+        for step in (S.phase1_step, S.phase2_step):
+            ctx = S.StepContext(LossConfig(), torch.Generator().manual_seed(0), label_names=tuple(labels))
+            out = step(jooci, copy.deepcopy(teacher), DINOCenter(teacher.cfg.head.out_dim), batch, ctx)
+            assert torch.isfinite(out.loss), (step.__name__, b)
+            jooci.zero_grad()
+            out.loss.backward()
+            # the DINO head learns from the crops, the adversary from the full batch
+            assert jooci.dino_head.bottleneck.weight.grad is not None and jooci.regulariser.net[0].weight.grad is not None
+
+
+def test_crops_the_dino_heads_batchnorm_cannot_train_on_are_refused(tmp_path):
+    from jooci.train.config import load_config
+
+    for bad in ("losses.crops.n_global=1", "losses.crops.n_local=1"):
+        with pytest.raises(ValueError, match="needs two rows per crop group"):
+            load_config(None, [bad])
+    load_config(None, ["losses.crops.n_local=0"])  # no local crops at all is fine
+
+
 def test_a_phase_batches_by_its_own_batch_seconds(run, tmp_path, monkeypatch):
     """`schedule.teacher.batch_seconds` sizes the teacher's batches; the other phases keep data.batch_seconds."""
     import jooci.train.loop as L

@@ -165,7 +165,7 @@ class JOOCI(Pretrained, nn.Module):
             return self.content(feats.detach(), pad, None, deterministic=True)[1:]
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None, mask: Tensor | None = None,
-                grl_lambda: float = 1.0) -> JOOCIOutput:
+                grl_lambda: float = 1.0, dino: bool = True) -> JOOCIOutput:
         """Training forward.
 
         Args:
@@ -173,6 +173,9 @@ class JOOCI(Pretrained, nn.Module):
             mask: (B, T) bool frame mask for masked prediction (True: replace with the mask
                 embedding), T = ``frame_lengths(S)``; None: no masking.
             grl_lambda: gradient-reversal strength for the regulariser decoder.
+            dino: run the DINO head on the embedding (False: ``dino`` is None). The training steps
+                distil on crops, not on the full batch, so they skip it here; its BatchNorm also
+                cannot train on a batch of one utterance.
         """
         fe = self.frontend(waveforms, lengths)
         pad = padding_mask(fe.lengths, fe.features.shape[1])
@@ -184,7 +187,7 @@ class JOOCI(Pretrained, nn.Module):
             content_states=content_states,
             other_states=other.states,
             embedding=other.embedding,
-            dino=self.dino_head(other.embedding),
+            dino=self.dino_head(other.embedding) if dino else None,
             regulariser_logits=self.regulariser(other.states, grl_lambda),
             mel=self.mel_decoder(other.states) if self.mel_decoder is not None else None,
             lengths=fe.lengths,
@@ -192,15 +195,20 @@ class JOOCI(Pretrained, nn.Module):
             features_penalty=fe.penalty,
         )
 
-    def forward_other(self, waveforms: Tensor, lengths: Tensor | None = None,
-                      grl_lambda: float = 1.0) -> OtherForwardOutput:
-        """The Other branch alone (RDINO crops, phase 1): the Content pass runs without gradient."""
+    def forward_other(self, waveforms: Tensor, lengths: Tensor | None = None, grl_lambda: float = 1.0,
+                      dino: bool = True, regulariser: bool = True) -> OtherForwardOutput:
+        """The Other branch alone (RDINO crops, phase 1): the Content pass runs without gradient.
+
+        ``dino`` / ``regulariser``: run that head (False: its output is None). The training steps
+        need the DINO head on the crops only and the regulariser on the full batch only.
+        """
         fe = self.frontend(waveforms, lengths)
         pad = padding_mask(fe.lengths, fe.features.shape[1])
         append = self._append_states(fe.features, pad, None, False)
         other = self.other(fe.features, fe.lengths, append, detach=not self.cfg.append_gradient)
-        return OtherForwardOutput(other.states, other.embedding, self.dino_head(other.embedding),
-                                  self.regulariser(other.states, grl_lambda), fe.lengths, pad)
+        return OtherForwardOutput(other.states, other.embedding, self.dino_head(other.embedding) if dino else None,
+                                  self.regulariser(other.states, grl_lambda) if regulariser else None,
+                                  fe.lengths, pad)
 
     def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> FeatureOutput:
         """Hidden states for downstream use (call ``model.eval()`` first: BatchNorm then uses its

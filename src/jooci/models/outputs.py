@@ -47,12 +47,13 @@ class BaselineOutput:
 @dataclass
 class OtherForwardOutput:
     """The Other branch alone (for RDINO crops): states N x (B, T, C), embedding (B, E), DINO head
-    outputs, and the regulariser decoder's logits (B, T, K) behind the gradient reversal."""
+    outputs, and the regulariser decoder's logits (B, T, K) behind the gradient reversal (either
+    head None when the caller skipped it)."""
 
     other_states: list[Tensor]
     embedding: Tensor
-    dino: DINOHeadOutput
-    regulariser_logits: Tensor
+    dino: DINOHeadOutput | None
+    regulariser_logits: Tensor | None
     lengths: Tensor
     padding_mask: Tensor
 
@@ -62,7 +63,7 @@ class JOOCIOutput:
     """Training forward of JOOCI: everything the Content and Other losses need.
 
     cluster_logits: one (B, T, K_i) per label set, from the (masked) Content pass;
-    embedding: (B, E) Other utterance embedding; dino: its DINO head outputs;
+    embedding: (B, E) Other utterance embedding; dino: its DINO head outputs (None when skipped);
     regulariser_logits: (B, T, K) Content-cluster logits from the Other frames behind the GRL;
     mel: (B, T, n_mels) reconstruction, or None when the decoder is off.
     """
@@ -71,7 +72,7 @@ class JOOCIOutput:
     content_states: list[Tensor]
     other_states: list[Tensor]
     embedding: Tensor
-    dino: DINOHeadOutput
+    dino: DINOHeadOutput | None
     regulariser_logits: Tensor
     mel: Tensor | None
     lengths: Tensor

@@ -167,6 +167,11 @@ class PretrainConfig:
                              "a copy of the teacher's")
         if self.optim.accumulation < 1:
             raise ValueError("optim.accumulation must be >= 1")
+        crops = self.losses.crops
+        if self.teacher.head.use_bn and (crops.n_global < 2 or crops.n_local == 1):
+            raise ValueError(f"losses.crops: n_global={crops.n_global}, n_local={crops.n_local}, but the DINO head's "
+                             "BatchNorm (teacher.head.use_bn) needs two rows per crop group even for a batch of one "
+                             "utterance (an epoch's last batch can be): use n_global >= 2 and n_local 0 or >= 2")
         content, joint = (self.schedule.batch_seconds(p, self.data) for p in ("content", "phase2"))
         if content != joint:
             raise ValueError(f"schedule.phase2 batches of {joint:g} s but content batches of {content:g} s: the "

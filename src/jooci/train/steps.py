@@ -136,7 +136,7 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     """
     batch = _quantized(batch)
     c = ctx.losses
-    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda)
+    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda, dino=False)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
     loss = (c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
             + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
@@ -150,7 +150,7 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     batch = _quantized(batch)
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
-    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda)
+    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda, dino=False)
     content_loss, content_metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
                                   out.padding_mask, mel=out.mel)
@@ -202,7 +202,7 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     for group in (views[:n_global], views[n_global:]):  # globals together, locals together
         if group:
             wav, lengths = _stack(group)
-            o = model.forward_other(wav, lengths, grl_lambda=ctx.grl_lambda)
+            o = model.forward_other(wav, lengths, regulariser=False)
             s_logits += list(o.dino.logits.split(batch.waveforms.shape[0]))
             s_emb += list(o.embedding.split(batch.waveforms.shape[0]))
     # The frozen teacher comes with the centre it finished training with; it stays fixed here, so
