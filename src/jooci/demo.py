@@ -291,7 +291,13 @@ def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_ti
              "far from real speech, so these numbers show whether the mechanism works in a controlled "
              "setting, at a tiny scale (minutes of audio, a few hundred steps on a CPU) — not what the "
              "paper's LibriSpeech/VoxCeleb numbers would be. Word error rates stay high here: a small "
-             "recogniser trained on a few minutes of formant speech is far from converged."]
+             "recogniser trained on a few minutes of formant speech is far from converged. Speaker identity "
+             "is a few global voice settings on clean, alike recordings, which utterance-level log-mel "
+             "statistics nearly capture (see the fbank row's SID): SID and ASV can show the Other stream "
+             "only where its teacher knows more about speakers than those statistics, which a teacher of "
+             "a few hundred CPU steps barely does (benchmarks/demo.md, session 5). Speaking style is where "
+             "the Other stream adds most here. One run is one draw of corpus and initialisation; "
+             "`jooci demo --seeds 0 1 2 3` gives a verdict over seeds."]
     (rdir / "report.md").write_text("\n".join(lines) + "\n")
     return rdir / "report.md"
 
