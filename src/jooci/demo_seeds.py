@@ -73,7 +73,7 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
     ``interval`` the 95 % t-interval of the mean over the seeds and ``verdict`` what it says
     (both None for one seed), and ``pooled`` the stratified test-sampling interval of the mean
     ({"low", "high"}; None when a seed has no per-item records)."""
-    from jooci.superb.report import compare
+    from jooci.superb.report import compare, interval_verdict
 
     seeds = sorted(docs)
     labels = [x for x in docs[seeds[0]] if all(x in docs[s] for s in seeds)]
@@ -109,19 +109,9 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
                        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                        **{k: sum(v == k for v in verdicts) for k in ("better", "worse", "same")},
                        "interval": list(interval) if interval else None,
-                       "verdict": _interval_verdict(interval, higher) if interval else None,
+                       "verdict": interval_verdict(*interval, higher) if interval else None,
                        "pooled": pooled}
     return {"seeds": seeds, "models": models, "differences": diffs}
-
-
-def _interval_verdict(interval: tuple[float, float], higher_is_better: bool) -> str:
-    """"better" / "worse" for JOOCI where the interval of JOOCI − baseline excludes 0, else "same"."""
-    low, high = interval
-    if low > 0:
-        return "better" if higher_is_better else "worse"
-    if high < 0:
-        return "worse" if higher_is_better else "better"
-    return "same"
 
 
 def seed_verdict(table: dict[str, Any]) -> str:

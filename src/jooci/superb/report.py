@@ -82,14 +82,18 @@ def compare(task_a: dict[str, Any], task_b: dict[str, Any], resamples: int = 100
     if task_b["metric"] != metric:
         raise ValueError(f"cannot compare {metric} with {task_b['metric']}")
     out: dict[str, Any] = paired_bootstrap(metric, items_a, items_b, resamples, level, seed)
-    higher = METRICS[metric][0]
-    if out["low"] > 0:
-        out["verdict"] = "better" if higher else "worse"
-    elif out["high"] < 0:
-        out["verdict"] = "worse" if higher else "better"
-    else:
-        out["verdict"] = "same"
+    out["verdict"] = interval_verdict(out["low"], out["high"], METRICS[metric][0])
     return out
+
+
+def interval_verdict(low: float, high: float, higher_is_better: bool) -> str:
+    """What an interval of A − B says about A: "better" or "worse" where it excludes 0 (minding
+    the metric's direction), else "same"."""
+    if low > 0:
+        return "better" if higher_is_better else "worse"
+    if high < 0:
+        return "worse" if higher_is_better else "better"
+    return "same"
 
 
 def _interval(task: dict[str, Any]) -> tuple[float, float] | None:
