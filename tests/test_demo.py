@@ -96,15 +96,31 @@ def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
         calls.append(label)
         return V.VerifyResult(label, 10.0 + len(calls), {"0.01": 1.0}, 4, 2)
 
+    probes = []
+
+    def fake_probe(source, data, *, layer=None, device="cpu"):
+        probes.append(source)
+        return {"dev": 50.0, "test": 40.0 + len(probes), "C": 1.0, "num_train": 8, "num_test": 8}
+
     monkeypatch.setattr(V, "verify", fake)
+    monkeypatch.setattr(V, "sid_probe", fake_probe)
     path = tmp_path / "verify.json"
     first = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
     assert calls == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
+    assert probes == ["fbank", str(tmp_path / "t"), str(tmp_path / "j")] and first[1]["sid_probe"]["test"] == 42.0
     rows = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
-    assert calls[3:] == ["jooci recon Other embedding"] and rows[:3] == first
+    assert calls[3:] == ["jooci recon Other embedding"] and rows[:3] == first and len(probes) == 4
     assert [r["source"] for r in json.loads(path.read_text())][-1] == "jooci recon Other embedding"
     speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
-    assert len(calls) == 4
+    assert len(calls) == 4 and len(probes) == 4
+    # an older run's rows have no probe: it is added, the trials are not scored again
+    path.write_text(json.dumps([{k: v for k, v in r.items() if k != "sid_probe"} for r in rows]))
+    again = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
+    assert len(calls) == 4 and len(probes) == 8 and all("sid_probe" in r for r in json.loads(path.read_text()))
+    assert [r["eer"] for r in again] == [r["eer"] for r in rows]
+    # a plain rerun after an ablation run returns its own rows and keeps the ablation's in the file
+    plain = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
+    assert len(plain) == 3 and len(json.loads(path.read_text())) == 4 and len(calls) == 4
 
 
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
@@ -141,6 +157,16 @@ def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooc
     strong = speaker_reading(rows(18.8, 12.7, 19.4))[0]
     assert "knows more about speakers" in strong and "6.7 points short of its teacher" in strong
     no_jooci = speaker_reading(rows(18.8, 12.7))[0]
+
+    def probed(stats, teacher):  # the SID probe sentence: only with probes on both, "better" past the margin
+        out = rows(15.1, 12.0)
+        out[0]["sid_probe"], out[1]["sid_probe"] = {"test": stats}, {"test": teacher}
+        return speaker_reading(out)[0]
+
+    assert "identifies them no better than the log-mel statistics (83.5 against 87.9 % SID)" in probed(87.9, 83.5)
+    assert "nothing to add" in probed(87.9, 91.0)  # +3.1: inside the margin
+    assert "better than the log-mel statistics (95.0 against 87.9 % SID)" in probed(87.9, 95.0)
+    assert "probe" not in weak
     assert "knows more about speakers" in no_jooci and "Other embedding" not in no_jooci
     assert speaker_reading([{"source": "RDINO teacher", "eer": 10.0}]) == []
 

@@ -206,17 +206,25 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     """EER of each model's *own* embedding on the ASV trials, cosine-scored with no trained head
     (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
     embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
-    Rows are kept in ``path``; a later run scores only the sources it does not hold yet (an
-    ablation added with ``--ablate``)."""
-    from jooci.superb.verify import verify
+    Each row also holds a linear SID probe on the same embedding (``sid_probe``: seen speakers,
+    a trained head, what a SUPERB SID head can use). Rows are kept in ``path``; a later run scores
+    only what it does not hold yet (an ablation added with ``--ablate``, a probe missing from an
+    older run's rows)."""
+    from jooci.superb.verify import sid_probe, verify
 
     sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
                **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
     done = {r["source"]: r for r in json.loads(path.read_text())} if path.exists() else {}
-    rows = [done.get(name) or verify(src, corpus, device=device, label=name).to_dict() for name, src in sources.items()]
-    if [r["source"] for r in rows] != list(done):
+    rows = []
+    for name, src in sources.items():
+        row = done.get(name) or verify(src, corpus, device=device, label=name).to_dict()
+        if "sid_probe" not in row:
+            row = dict(row, sid_probe=sid_probe(src, corpus, device=device))
+        rows.append(row)
+    kept = rows + [r for name, r in done.items() if name not in sources]  # an ablation run's rows stay
+    if kept != list(done.values()):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rows, indent=1))
+        path.write_text(json.dumps(kept, indent=1))
     return rows
 
 
@@ -227,15 +235,25 @@ def speaker_section(rows: list[dict], mel_frontend: bool = True) -> list[str]:
            "Each model's own utterance embedding, cosine-scored on the ASV test trials with no trained "
            "head (`jooci verify`; the way RDINO is reported). The Other encoder is distilled from the "
            "teacher: far worse than the teacher means the distillation did not carry the teacher's "
-           "speaker information over; a teacher no better than the log-mel statistics has little to give.",
-           "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ |", "|---|---|---|"]
-    out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} |" for r in rows]
+           "speaker information over; a teacher no better than the log-mel statistics has little to give. "
+           "The last column is a linear SID probe on the same embedding (seen speakers, a trained head, "
+           "C chosen on the SID dev split; `jooci verify --probe`).",
+           "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ | SID probe acc % ↑ |", "|---|---|---|---|"]
+    out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} | "
+            f"{_fmt_probe(r)} |" for r in rows]
     return out + ["", *speaker_reading(rows, mel_frontend)]
+
+
+def _fmt_probe(row: dict) -> str:
+    return f"{row['sid_probe']['test']:.1f}" if row.get("sid_probe") else "n/a"
 
 
 # Trial-EER differences smaller than this (points) are read as "about the same" (12k trials: the
 # 95 % bootstrap interval of one EER is about +-0.6 points in the demo's reports).
 _EER_MARGIN = 1.0
+# SID-probe accuracy differences smaller than this (points) are read as "no better" (the demo's SID
+# test set has 132 utterances: one accuracy's 95 % interval is about +-6 points).
+_PROBE_MARGIN = 5.0
 
 
 def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
@@ -261,6 +279,18 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
         words.append(f"JOOCI's Other embedding is at {other:.1f} %: " + (
             "as good as its teacher or better." if gap < _EER_MARGIN else
             f"{gap:.1f} points short of its teacher, so the distillation carried over only part of it."))
+    probe = {r["source"]: r["sid_probe"]["test"] for r in rows if r.get("sid_probe")}
+    p_stats, p_teacher = probe.get("log-mel mean + std (no learning)"), probe.get("RDINO teacher")
+    if p_stats is not None and p_teacher is not None:
+        if p_teacher - p_stats >= _PROBE_MARGIN:
+            words.append(f"With a trained linear probe on the seen speakers, the teacher's embedding identifies them "
+                         f"better than the log-mel statistics ({p_teacher:.1f} against {p_stats:.1f} % SID): it holds "
+                         "speaker information a SID head can use beyond them.")
+        else:
+            words.append(f"With a trained linear probe on the seen speakers, the teacher's embedding identifies them "
+                         f"no better than the log-mel statistics ({p_teacher:.1f} against {p_stats:.1f} % SID)"
+                         + (", which both models' input layer already carries" if mel_frontend else "")
+                         + ": on SID the Other stream has nothing to add here.")
     return [" ".join(words), ""]
 
 

@@ -84,3 +84,51 @@ def test_dev_trials_use_their_own_speakers(corpus, tmp_path):
         verify("fbank", tmp_path, trials="dev")
     with pytest.raises(ValueError, match="'test' or 'dev'"):
         verify("fbank", corpus, trials="train")
+
+
+def test_sid_probe_on_fbank_is_deterministic_and_named_by_split_sizes(corpus):
+    from jooci.superb.data import DataFolder, task_splits
+    from jooci.superb.verify import sid_probe
+
+    a, b = sid_probe("fbank", corpus), sid_probe("fbank", corpus)
+    assert a == b
+    splits = task_splits("sid", DataFolder(corpus))
+    assert (a["num_train"], a["num_test"]) == (len(splits.train), len(splits.test))
+    assert 0 <= a["dev"] <= 100 and 0 <= a["test"] <= 100 and a["C"] in (0.01, 0.1, 1.0, 10.0)
+
+
+def test_sid_probe_finds_speakers_in_an_embedding_that_holds_them_and_not_in_noise(corpus, monkeypatch):
+    import jooci.superb.verify as V
+
+    gen = torch.Generator().manual_seed(0)
+    speakers = sorted({u.speaker for u in read_manifest(corpus / "train.jsonl")})
+
+    def coded(noise_only):
+        def embed_utterances(embed, utts, batch_seconds=32.0):
+            out = {}
+            for u in utts:
+                v = torch.randn(16, generator=gen)
+                if not noise_only:
+                    v[speakers.index(u.speaker)] += 10.0  # one dimension per seen speaker
+                out[u.id] = v
+            return out
+        return embed_utterances
+
+    monkeypatch.setattr(V, "embedder", lambda *a, **k: None)
+    monkeypatch.setattr(V, "embed_utterances", coded(False))
+    assert V.sid_probe("x", corpus)["test"] == 100.0
+    monkeypatch.setattr(V, "embed_utterances", coded(True))
+    assert V.sid_probe("x", corpus)["test"] < 60.0
+
+
+def test_sid_probe_needs_sid_splits_and_the_cli_adds_its_column(corpus, tmp_path, capsys):
+    from jooci.superb.verify import sid_probe
+
+    with pytest.raises(TaskDataError):
+        sid_probe("fbank", tmp_path)
+    out = tmp_path / "v.json"
+    assert main(["verify", "--model", "fbank", "--data", str(corpus), "--probe", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "SID probe acc % (test) |" in text and "|---|---|---|---|---|" in text
+    row = json.loads(out.read_text())[0]
+    assert row["sid_probe"] == sid_probe("fbank", corpus)

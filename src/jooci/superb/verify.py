@@ -13,6 +13,12 @@ embedding carries. ``jooci verify`` scores any of
 so the demo can say whether the teacher learned speakers, and how much of it the Other encoder
 took over. ``--trials dev`` scores JOOCI-synth's held-out dev speakers instead of the test trials:
 the list to choose a recipe on (teacher steps, augmentation) without tuning on the test.
+
+``--probe`` adds a second view of the same embedding: a linear SID probe on the seen speakers
+(:func:`sid_probe`). Cosine EER on unseen speakers and a trained probe on seen ones can disagree.
+On JOOCI-synth the log-mel statistics are a poor cosine embedding (no learned metric) but a
+strong probe feature, so a teacher must beat them on the probe to add anything a SUPERB SID head
+can use.
 """
 
 from __future__ import annotations
@@ -181,6 +187,45 @@ def verify(source: str, data: str | os.PathLike, *, layer: int | None = None, de
                         {str(p): round(min_dcf(scores, labels, p), 4) for p in P_TARGETS}, len(labels), len(utts))
 
 
+PROBE_C = (0.01, 0.1, 1.0, 10.0)
+
+
+def sid_probe(source: str, data: str | os.PathLike, *, layer: int | None = None, device: str = "cpu") -> dict:
+    """Linear SID probe on ``source``'s utterance embedding over the SID splits of ``data``.
+
+    The embedding is standardised (statistics of the train split), then fitted by a multinomial
+    logistic regression on the SID train split. Its inverse regularisation C is chosen from
+    :data:`PROBE_C` by dev accuracy. Deterministic (lbfgs).
+
+    Returns:
+        {"dev": accuracy %, "test": accuracy %, "C": the chosen C, "num_train", "num_test"}.
+
+    Raises:
+        TaskDataError: ``data`` has no SID splits.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    splits = task_splits("sid", DataFolder(data))
+    parts = {"train": splits.train, "dev": splits.dev, "test": splits.test}
+    emb = embed_utterances(embedder(source, layer, device), [u for p in parts.values() for u in p])
+    x = {n: torch.stack([emb[u.id] for u in p]).double().numpy() for n, p in parts.items()}
+    if not all(np.isfinite(v).all() for v in x.values()):
+        raise ValueError(f"{source}: non-finite embeddings (a collapsed or broken model?)")
+    y = {n: np.array([u.speaker for u in p]) for n, p in parts.items()}
+    scaler = StandardScaler().fit(x["train"])
+    x = {n: scaler.transform(v) for n, v in x.items()}
+    best = None
+    for c in PROBE_C:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x["train"], y["train"])
+        dev = float(np.mean(clf.predict(x["dev"]) == y["dev"]))
+        if best is None or dev > best[0]:
+            best = (dev, c, clf)
+    dev, c, clf = best
+    return {"dev": round(100 * dev, 2), "test": round(100 * float(np.mean(clf.predict(x["test"]) == y["test"])), 2),
+            "C": c, "num_train": len(parts["train"]), "num_test": len(parts["test"])}
+
+
 def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", nargs="+", required=True,
                    help="one or more of: 'fbank', a teacher folder (RUN/teacher/final), a jooci model folder; "
@@ -189,12 +234,14 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", choices=("test", "dev"), default="test",
                    help="test: the ASV test trials (default); dev: JOOCI-synth's held-out dev speakers "
                         "(trials_dev.txt), for choosing a recipe without the test trials")
+    p.add_argument("--probe", action="store_true",
+                   help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
 
 def run_verify_command(args: argparse.Namespace) -> int:
-    results = []
+    results, probes = [], []
     try:
         for spec in args.model:
             source, layer = spec, None
@@ -203,13 +250,17 @@ def run_verify_command(args: argparse.Namespace) -> int:
                 layer = int(n)
             results.append(verify(source, args.data, layer=layer, device=args.device, label=spec,
                                   trials=args.trials))
+            probes.append(sid_probe(source, args.data, layer=layer, device=args.device) if args.probe else None)
     except (TaskDataError, FileNotFoundError, ValueError) as e:
         print(f"jooci verify: error: {e}", file=sys.stderr)
         return 2
-    print("| embedding | EER % | minDCF (p=0.01) | trials |\n|---|---|---|---|")
-    for r in results:
-        print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |")
+    head = "| embedding | EER % | minDCF (p=0.01) | trials |" + (" SID probe acc % (test) |" if args.probe else "")
+    print(head + "\n" + "|---" * head.count(" |") + "|")
+    for r, pr in zip(results, probes):
+        print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |"
+              + (f" {pr['test']:.2f} |" if pr else ""))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps([r.to_dict() for r in results], indent=1))
+        args.out.write_text(json.dumps([dict(r.to_dict(), **({"sid_probe": pr} if pr else {}))
+                                        for r, pr in zip(results, probes)], indent=1))
     return 0
