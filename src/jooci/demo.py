@@ -267,10 +267,10 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
         return []
     gain = stats - teacher
     if gain >= _EER_MARGIN:
-        words = [f"The teacher knows more about speakers than the log-mel statistics ({teacher:.1f} against "
+        words = [f"Scored by cosine on unseen speakers, the teacher knows more about speakers than the log-mel statistics ({teacher:.1f} against "
                  f"{stats:.1f} % EER): there is something for the Other encoder to add."]
     else:
-        words = [f"The teacher knows no more about speakers than the log-mel statistics ({teacher:.1f} against "
+        words = [f"Scored by cosine on unseen speakers, the teacher knows no more about speakers than the log-mel statistics ({teacher:.1f} against "
                  f"{stats:.1f} % EER)" + (", which both models' log-mel input already carries" if mel_frontend else "")
                  + ": the Other encoder has little to add on speaker tasks here, however well it is distilled."]
     other = eer.get("jooci Other embedding")

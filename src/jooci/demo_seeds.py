@@ -134,8 +134,8 @@ def seed_verdict(table: dict[str, Any]) -> str:
             head = (f"**Over {n} seeds JOOCI beat the baseline on every Other task (SID, ASV, ER) and lost no "
                     "Content task.**")
         elif not content_lost and not any(d[t]["verdict"] == "worse" for t in other):
-            head = (f"**Over {n} seeds JOOCI beat the baseline on {named(other, 'better')} and lost no task; "
-                    f"within noise: {named(other + content, 'same')}.**")
+            head = (f"**Over {n} seeds JOOCI beat the baseline on {named(other + content, 'better')} and lost no "
+                    f"task; within noise: {named(other + content, 'same')}.**")
         else:
             head = (f"**Over {n} seeds JOOCI was worse than the baseline on {named(other + content, 'worse')}; "
                     f"better on {named(other + content, 'better')}.**")
