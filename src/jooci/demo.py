@@ -62,7 +62,7 @@ def _config_path(preset: str) -> Path:
 REFERENCE_SECONDS = {
     "step/content": 0.23, "step/teacher": 0.67, "step/phase1": 0.67, "step/phase2": 0.92,
     "targets/mfcc": 10.0, "targets/model": 28.0,  # per 60 minutes of audio
-    "corpus": 8.0, "evaluate/model": 59.0, "verify/source": 3.0,  # per 60 minutes of audio
+    "corpus": 8.0, "evaluate/model": 59.0, "verify/source": 10.0,  # per 60 minutes of audio (cosine trials ~3 s + SID probe ~7 s)
     "report": 3.0,
 }
 
