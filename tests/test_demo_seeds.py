@@ -78,6 +78,11 @@ def test_summary_counts_wins_per_seed_and_averages(tmp_path):
                 dict(_seed(170), jooci=dict(_seed(170)["jooci"], pr=90 + s)).items()} for s in (0, 1)}
     assert seed_verdict(seed_table(lost)).startswith("**Over 2 seeds JOOCI was worse than the baseline on PR; "
                                                      "better on SID, ER.**")
+    # nothing beyond noise anywhere: said so, not "beat the baseline on none"
+    level = seed_table({s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}}
+                            for m, tasks in _seed(100 + s, 100 - s, 60).items()} for s in (0, 1, 2)})
+    assert seed_verdict(level).startswith("**Over 3 seeds JOOCI and the baseline are within noise of each other "
+                                          "on every task.**")
     # one seed: no interval over seeds, and the report says so instead of a verdict
     one = seed_table({0: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}} for m, tasks in _seed(170).items()}})
     assert one["differences"]["sid"]["interval"] is None and one["differences"]["sid"]["verdict"] is None

@@ -133,6 +133,8 @@ def seed_verdict(table: dict[str, Any]) -> str:
         if other and other_won and not content_lost:
             head = (f"**Over {n} seeds JOOCI beat the baseline on every Other task (SID, ASV, ER) and lost no "
                     "Content task.**")
+        elif not any(d[t]["verdict"] != "same" for t in other + content):
+            head = f"**Over {n} seeds JOOCI and the baseline are within noise of each other on every task.**"
         elif not content_lost and not any(d[t]["verdict"] == "worse" for t in other):
             head = (f"**Over {n} seeds JOOCI beat the baseline on {named(other + content, 'better')} and lost no "
                     f"task; within noise: {named(other + content, 'same')}.**")
