@@ -1,7 +1,7 @@
 """Where is the speaker (or style) information a SID (ER) head could use? (session 5, issue 7)
 
 For one finished demo folder (``jooci demo --out DIR``), a linear probe (standardised features,
-logistic regression, C chosen on the task's dev split) is trained on the train split of the SID
+logistic regression, C chosen on the task's dev split: ``jooci.superb.verify.linear_probe``) is trained on the train split of the SID
 task (``--task er``: the ER task, labels = speaking style) and scored on its test split, for
 utterance-level features from:
 
@@ -21,12 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from jooci import hub
 from jooci.superb.data import DataFolder, task_splits
-from jooci.superb.verify import _stats, embed_utterances, fbank_embedder, teacher_embedder
+from jooci.superb.verify import _stats, embed_utterances, fbank_embedder, linear_probe, teacher_embedder
 
 
 def _all_layers(folder: Path):
@@ -44,16 +42,8 @@ def _all_layers(folder: Path):
 
 
 def _probe(train_x, train_y, dev_x, dev_y, test_x, test_y) -> dict:
-    scaler = StandardScaler().fit(train_x)
-    best = None
-    for c in (0.01, 0.1, 1.0, 10.0):
-        clf = LogisticRegression(C=c, max_iter=3000).fit(scaler.transform(train_x), train_y)
-        dev = float(np.mean(clf.predict(scaler.transform(dev_x)) == dev_y))
-        if best is None or dev > best[0]:
-            best = (dev, c, clf)
-    dev, c, clf = best
-    return {"dev": round(100 * dev, 2), "test": round(100 * float(np.mean(clf.predict(scaler.transform(test_x)) == test_y)), 2),
-            "C": c, "dim": int(train_x.shape[1])}
+    return {**linear_probe({"train": train_x, "dev": dev_x, "test": test_x},
+                           {"train": train_y, "dev": dev_y, "test": test_y}), "dim": int(train_x.shape[1])}
 
 
 def diagnose(run: Path, task: str = "sid") -> dict:

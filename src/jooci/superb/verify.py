@@ -203,9 +203,6 @@ def sid_probe(source: str, data: str | os.PathLike, *, layer: int | None = None,
     Raises:
         TaskDataError: ``data`` has no SID splits.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     splits = task_splits("sid", DataFolder(data))
     parts = {"train": splits.train, "dev": splits.dev, "test": splits.test}
     emb = embed_utterances(embedder(source, layer, device), [u for p in parts.values() for u in p])
@@ -213,6 +210,16 @@ def sid_probe(source: str, data: str | os.PathLike, *, layer: int | None = None,
     if not all(np.isfinite(v).all() for v in x.values()):
         raise ValueError(f"{source}: non-finite embeddings (a collapsed or broken model?)")
     y = {n: np.array([u.speaker for u in p]) for n, p in parts.items()}
+    return {**linear_probe(x, y), "num_train": len(parts["train"]), "num_test": len(parts["test"])}
+
+
+def linear_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict:
+    """Standardise on ``x["train"]``, fit a logistic regression per C in :data:`PROBE_C`, keep the
+    best on dev. ``x``/``y``: {"train", "dev", "test"} -> (N, D) features / (N,) labels.
+    Returns {"dev": accuracy %, "test": accuracy %, "C"}."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(x["train"])
     x = {n: scaler.transform(v) for n, v in x.items()}
     best = None
@@ -223,7 +230,7 @@ def sid_probe(source: str, data: str | os.PathLike, *, layer: int | None = None,
             best = (dev, c, clf)
     dev, c, clf = best
     return {"dev": round(100 * dev, 2), "test": round(100 * float(np.mean(clf.predict(x["test"]) == y["test"])), 2),
-            "C": c, "num_train": len(parts["train"]), "num_test": len(parts["test"])}
+            "C": c}
 
 
 def add_verify_arguments(p: argparse.ArgumentParser) -> None:
