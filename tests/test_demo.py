@@ -121,6 +121,12 @@ def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
     # a plain rerun after an ablation run returns its own rows and keeps the ablation's in the file
     plain = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
     assert len(plain) == 3 and len(json.loads(path.read_text())) == 4 and len(calls) == 4
+    # a model retrained in the same folder is scored again; the others are not
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "model.safetensors").write_bytes(b"new weights")
+    speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
+    assert calls[4:] == ["jooci Other embedding"] and len(probes) == 9
+    assert not (tmp_path / "verify.json.tmp").exists()
 
 
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
@@ -208,3 +214,11 @@ def test_demo_shows_the_traceback_of_a_library_error_but_not_of_its_own_checks(t
     assert main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "needs two rows per crop group" in err and "Traceback" not in err
+
+    def file_missing(*a, **k):  # the standard library's errors are input problems too
+        (tmp_path / "nowhere.json").read_text()
+
+    monkeypatch.setattr(D, "run_demo", file_missing)
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.json" in err and "Traceback" not in err

@@ -207,9 +207,10 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
     embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
     Each row also holds a linear SID probe on the same embedding (``sid_probe``: seen speakers,
-    a trained head, what a SUPERB SID head can use). Rows are kept in ``path``; a later run scores
-    only what it does not hold yet (an ablation added with ``--ablate``, a probe missing from an
-    older run's rows)."""
+    a trained head, what a SUPERB SID head can use). Rows are kept in ``path`` with a fingerprint
+    of the model files they scored; a later run scores only what it does not hold for the same
+    files (an ablation added with ``--ablate``, a retrained model, a probe missing from an older
+    run's rows). Rows of sources this run does not ask for stay in the file."""
     from jooci.superb.verify import sid_probe, verify
 
     sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
@@ -217,15 +218,31 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     done = {r["source"]: r for r in json.loads(path.read_text())} if path.exists() else {}
     rows = []
     for name, src in sources.items():
-        row = done.get(name) or verify(src, corpus, device=device, label=name).to_dict()
+        mark = _fingerprint(src)
+        row = done.get(name)
+        if row is None or row.get("fingerprint") != mark:
+            row = dict(verify(src, corpus, device=device, label=name).to_dict(), fingerprint=mark)
         if "sid_probe" not in row:
             row = dict(row, sid_probe=sid_probe(src, corpus, device=device))
         rows.append(row)
-    kept = rows + [r for name, r in done.items() if name not in sources]  # an ablation run's rows stay
+    kept = rows + [r for name, r in done.items() if name not in sources]
     if kept != list(done.values()):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(kept, indent=1))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(kept, indent=1))
+        os.replace(tmp, path)  # an interrupted write never leaves a broken file for the next run
     return rows
+
+
+def _fingerprint(source: str) -> str:
+    """``source`` plus the size and modification time of its weights (or config): a model
+    retrained in the same folder gets a new fingerprint."""
+    folder = Path(source)
+    for name in ("model.safetensors", "config.json"):
+        if (folder / name).is_file():
+            st = (folder / name).stat()
+            return f"{source}|{name}|{st.st_size}|{st.st_mtime_ns}"
+    return source
 
 
 def speaker_section(rows: list[dict], mel_frontend: bool = True) -> list[str]:
@@ -480,9 +497,16 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 
 def _raised_by_jooci(e: BaseException) -> bool:
-    """Whether the innermost frame of ``e``'s traceback is jooci's own code (a check of its input)."""
+    """False only when the innermost frame of ``e``'s traceback is an installed package (torch,
+    numpy, ...): a failure deep inside a library. jooci's own checks and Python's standard library
+    (a missing file, a broken JSON file) are input problems, reported in one line."""
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return tb is None or Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+    if tb is None:
+        return True
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if where.is_relative_to(Path(__file__).resolve().parent):  # jooci itself, wherever it is installed
+        return True
+    return "site-packages" not in where.parts and "dist-packages" not in where.parts
 

@@ -237,6 +237,9 @@ def test_phase1_and_phase2_steps_take_a_batch_of_one_utterance():
     torch.manual_seed(0)
     teacher = SpeakerModel(speaker_config("tiny")).eval()
     jooci = JOOCI.from_preset("tiny").train()
+    rows = {"dino": [], "adversary": []}  # the batch size of every call of each head
+    jooci.dino_head.register_forward_hook(lambda m, a, o: rows["dino"].append(a[0].shape[0]))
+    jooci.regulariser.register_forward_hook(lambda m, a, o: rows["adversary"].append(a[0][0].shape[0]))
     for b in (1, 2):
         wav = torch.randn(b, 16000 * 3) * 0.1
         labels = {k: torch.randint(0, 10, (b, 150)) for k in ("km10", "km20")}
@@ -244,7 +247,12 @@ def test_phase1_and_phase2_steps_take_a_batch_of_one_utterance():
                       labels)
         for step in (S.phase1_step, S.phase2_step):
             ctx = S.StepContext(LossConfig(), torch.Generator().manual_seed(0), label_names=tuple(labels))
+            rows["dino"].clear(), rows["adversary"].clear()
             out = step(jooci, copy.deepcopy(teacher), DINOCenter(teacher.cfg.head.out_dim), batch, ctx)
+            crops = ctx.losses.crops
+            # the head once per crop group (globals stacked, locals stacked), the adversary once on the batch
+            assert rows["dino"] == [crops.n_global * b, crops.n_local * b], (step.__name__, rows)
+            assert rows["adversary"] == [b], (step.__name__, rows)
             assert torch.isfinite(out.loss), (step.__name__, b)
             jooci.zero_grad()
             out.loss.backward()

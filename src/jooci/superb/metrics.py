@@ -18,7 +18,9 @@ its ``p_target`` (Kaldi/SpeechBrain default 0.01, 3D-Speaker 0.05).
 Test-set uncertainty: :func:`item_statistic` recomputes a metric from per-item test records
 (``extra["items"]`` of a task), :func:`bootstrap_interval` resamples those items, and
 :func:`paired_bootstrap` resamples the same items for two models (the interval of their
-difference). Head-training randomness is not resampled: the intervals are lower bounds.
+difference). Head-training randomness is not resampled: the intervals are lower bounds. Over
+several pretraining seeds, :func:`seed_interval` is the Student-t interval of the per-seed
+differences and :func:`stratified_paired_bootstrap` the test-sampling interval of their mean.
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
                    help="test: the ASV test trials (default); dev: JOOCI-synth's held-out dev speakers "
                         "(trials_dev.txt), for choosing a recipe without the test trials")
     p.add_argument("--probe", action="store_true",
-                   help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits)")
+                   help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits, "
+                        "whatever --trials says)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
