@@ -62,7 +62,8 @@ def _config_path(preset: str) -> Path:
 REFERENCE_SECONDS = {
     "step/content": 0.23, "step/teacher": 0.67, "step/phase1": 0.67, "step/phase2": 0.92,
     "targets/mfcc": 10.0, "targets/model": 28.0,  # per 60 minutes of audio
-    "corpus": 8.0, "evaluate/model": 59.0, "verify/source": 10.0,  # per 60 minutes of audio (cosine trials ~3 s + SID probe ~7 s)
+    # per 60 minutes of audio; a speaker-check source: cosine trials ~3 s + SID probe ~7 s
+    "corpus": 8.0, "evaluate/model": 59.0, "verify/source": 10.0,
     "report": 3.0,
 }
 
@@ -284,11 +285,13 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
         return []
     gain = stats - teacher
     if gain >= _EER_MARGIN:
-        words = [f"Scored by cosine on unseen speakers, the teacher knows more about speakers than the log-mel statistics ({teacher:.1f} against "
-                 f"{stats:.1f} % EER): there is something for the Other encoder to add."]
+        words = [f"Scored by cosine on unseen speakers, the teacher knows more about speakers than the log-mel "
+                 f"statistics ({teacher:.1f} against {stats:.1f} % EER): there is something for the Other encoder "
+                 "to add."]
     else:
-        words = [f"Scored by cosine on unseen speakers, the teacher knows no more about speakers than the log-mel statistics ({teacher:.1f} against "
-                 f"{stats:.1f} % EER)" + (", which both models' log-mel input already carries" if mel_frontend else "")
+        words = [f"Scored by cosine on unseen speakers, the teacher knows no more about speakers than the log-mel "
+                 f"statistics ({teacher:.1f} against {stats:.1f} % EER)"
+                 + (", which both models' log-mel input already carries" if mel_frontend else "")
                  + ": the Other encoder has little to add on speaker tasks here, however well it is distilled."]
     other = eer.get("jooci Other embedding")
     if other is not None:
@@ -368,7 +371,8 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
                      if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds)
            + f", crops of {cfg.data.crop_seconds:g} s",
            f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, teacher "
-           f"{s.of('teacher').steps}{' (augmented views)' if cfg.losses.augment_teacher_views else ''}, phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
+           f"{s.of('teacher').steps}{' (augmented views)' if cfg.losses.augment_teacher_views else ''}, "
+           f"phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]
     fe = cfg.model.frontend
     out.append("- shared frontend (both models): " + (
@@ -457,8 +461,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
-                   help="run the demo once per seed into DIR/seed-K (instead of --seed) and summarise them in DIR/report "
-                        "(mean ± sd, wins per seed); each seed takes as long as one demo")
+                   help="run the demo once per seed into DIR/seed-K (instead of --seed) and summarise them in "
+                        "DIR/report: mean ± sd, and per task a verdict from the 95 %% interval of JOOCI − baseline "
+                        "over the seeds; each seed takes as long as one demo")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for evaluation (default 1: fastest on 2 cores; raise on many cores)")
@@ -486,7 +491,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
         return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"jooci demo: error: {e}", file=sys.stderr)
-        if not _raised_by_jooci(e):  # a library failing deep in a run: a bug, not bad input
+        if _raised_in_a_package(e):  # a library failing deep in a run: a bug, not bad input
             import traceback
 
             traceback.print_exception(e, file=sys.stderr)
@@ -496,17 +501,17 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raised_by_jooci(e: BaseException) -> bool:
-    """False only when the innermost frame of ``e``'s traceback is an installed package (torch,
-    numpy, ...): a failure deep inside a library. jooci's own checks and Python's standard library
-    (a missing file, a broken JSON file) are input problems, reported in one line."""
+def _raised_in_a_package(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e``'s traceback is an installed package other than jooci
+    (torch, numpy, ...): a failure deep inside a library. jooci's own checks and Python's standard
+    library (a missing file, a broken JSON file) are input problems, reported in one line."""
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if tb is None:
-        return True
+        return False
     where = Path(tb.tb_frame.f_code.co_filename).resolve()
     if where.is_relative_to(Path(__file__).resolve().parent):  # jooci itself, wherever it is installed
-        return True
-    return "site-packages" not in where.parts and "dist-packages" not in where.parts
+        return False
+    return "site-packages" in where.parts or "dist-packages" in where.parts
 
