@@ -59,8 +59,13 @@ def main() -> None:
     p.add_argument("demo", type=Path, help="a finished jooci demo folder")
     p.add_argument("--teacher", action="append", required=True, metavar="NAME=FOLDER", help="a teacher folder")
     p.add_argument("--steps", type=int, nargs="+", default=[80, 240, 480])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="a config override for every run (repeat for more); name the variant with --tag")
+    p.add_argument("--tag", default="", help="the variant's name, added to the teacher's in rows and folders")
     p.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
     args = p.parse_args()
+    if args.overrides and not args.tag:
+        p.error("--set needs a --tag, so that the variant's rows and folders are told apart")
     torch.set_num_threads(2)
 
     demo, corpus, pre = args.demo, args.demo / "corpus", args.demo / "pretrain"
@@ -70,28 +75,30 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {(r["teacher"], r["steps"]) for r in results}
     for spec in args.teacher:
-        name, folder = spec.split("=", 1)
+        teacher_name, folder = spec.split("=", 1)
         teacher = Path(folder)
-        if (name, "teacher") not in done:
-            results.append({"teacher": name, "steps": "teacher", **measure(str(teacher), corpus)})
+        if (teacher_name, "teacher") not in done:
+            results.append({"teacher": teacher_name, "steps": "teacher", **measure(str(teacher), corpus)})
+        name = f"{teacher_name}+{args.tag}" if args.tag else teacher_name
         for steps in args.steps:
             if (name, steps) in done:
                 continue
             cfg = load_config(_config_path("small"), [
                 f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu", f"run.teacher_init={teacher}",
-                f"schedule.phase1.steps={steps}", f"schedule.phase1.warmup_steps={max(1, steps // 10)}"])
+                f"schedule.phase1.steps={steps}", f"schedule.phase1.warmup_steps={max(1, steps // 10)}",
+                *args.overrides])
             content = pre / f"content-{cfg.schedule.content_iterations}" / "final"
             t0 = time.perf_counter()
             model = train_phase(cfg, "phase1", demo / "ablations" / "phase1-steps" / f"{name}-{steps}",
                                 PhaseInputs(labels, content, teacher), dist, manifest=pre / "manifest.jsonl")
-            row = {"teacher": name, "steps": steps, "train_seconds": round(time.perf_counter() - t0, 1),
-                   **measure(str(model), corpus)}
+            row = {"teacher": name, "steps": steps, "overrides": args.overrides,
+                   "train_seconds": round(time.perf_counter() - t0, 1), **measure(str(model), corpus)}
             results.append(row)
             print(json.dumps(row), flush=True)
             args.out.write_text(json.dumps(results, indent=1))
     args.out.write_text(json.dumps(results, indent=1))
     for r in results:
-        print(f"{r['teacher']:8s} {str(r['steps']):>8s}  SID probe dev/test {r['sid']['dev']:5.1f}/{r['sid']['test']:5.1f}"
+        print(f"{r['teacher']:24s} {str(r['steps']):>8s}  SID probe dev/test {r['sid']['dev']:5.1f}/{r['sid']['test']:5.1f}"
               f"  style dev/test {r['style']['dev']:5.1f}/{r['style']['test']:5.1f}  dev-trial EER {r['eer_dev']:5.2f}")
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from jooci.losses import CosineSchedule, adversary_loss, dann_lambda, reconstruction_loss
+from jooci.losses import CosineSchedule, adversary_loss, confusion_loss, dann_lambda, reconstruction_loss
 
 LN3 = math.log(3.0)
 
@@ -41,6 +41,23 @@ def test_adversary_loss_by_hand():
     assert adversary_loss(logits, targets, pad).loss.item() == pytest.approx(math.log(2), abs=1e-6)
     empty = adversary_loss(logits, targets, torch.ones(1, 3, dtype=torch.bool))
     assert empty.loss.item() == 0.0 and empty.num_frames == 0
+
+
+def test_confusion_loss_by_hand_and_bounded_by_ln_k():
+    # frame 1 uniform over 3 classes: ln 3; frame 2: -(log p) averaged over the classes
+    logits = torch.tensor([[[0.0, 0.0, 0.0], [LN3, 0.0, 0.0], [50.0, 0.0, 0.0]]])
+    p = torch.softmax(logits[0, 1], -1)
+    frame2 = float(-p.log().mean())
+    assert confusion_loss(logits[:, :2]).item() == pytest.approx((LN3 + frame2) / 2, abs=1e-6)
+    pad = torch.tensor([[False, True, True]])
+    assert confusion_loss(logits, pad).item() == pytest.approx(LN3, abs=1e-6)
+    assert confusion_loss(logits, torch.ones(1, 3, dtype=torch.bool)).item() == 0.0
+    # unlike the cross-entropy a reversal maximises, it has a floor (ln K, a uniform prediction)
+    # and a confidently wrong decoder is penalised as much as a confidently right one
+    torch.manual_seed(0)
+    for _ in range(20):
+        assert confusion_loss(torch.randn(2, 5, 3) * 5).item() >= LN3 - 1e-6
+    assert confusion_loss(logits[:, 2:]).item() > 16.0
 
 
 def test_gradient_reversal_flips_the_encoder_gradient():

@@ -66,3 +66,21 @@ def test_content_adversary_pushes_other_states_against_its_own_gradient():
 def test_mel_decoder_shape():
     dec = MelDecoder(MelDecoderConfig(dim=8, hidden_dim=4, n_mels=80))
     assert dec([torch.randn(2, 9, 8)] * 2).shape == (2, 9, 80)
+
+
+def test_content_adversary_confusion_pass_moves_the_states_only():
+    """The confusion objective's encoder pass: same logits as the decoder's, gradient into the
+    Other states, none into the decoder (it learns from its own cross-entropy only)."""
+    adv = ContentAdversary(RegulariserConfig(dim=8, hidden_dim=6, num_clusters=5))
+    states = [torch.randn(2, 7, 8, requires_grad=True) for _ in range(2)]
+    logits = adv.confusion_logits(states)
+    torch.testing.assert_close(logits, adv(states, lambd=0.0))
+    logits.square().sum().backward()
+    assert states[0].grad is not None and states[0].grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.parameters())
+    # and the decoder's own pass with lambda 0 trains the decoder but sends nothing into the states
+    for s in states:
+        s.grad = None
+    adv(states, lambd=0.0).square().sum().backward()
+    assert adv.net[0].weight.grad is not None
+    assert states[0].grad is None or states[0].grad.abs().sum() == 0

@@ -318,3 +318,57 @@ def test_teacher_and_distillation_views_are_augmented_by_their_own_switch(monkey
         calls.clear()
         S.phase1_step(jooci, teacher, DINOCenter(student.cfg.head.out_dim), batch, ctx())
         assert bool(calls) is views_aug
+
+
+def test_confusion_adversary_trains_decoder_on_ce_and_encoder_on_confusion_only():
+    """`losses.adversary=confusion`: the decoder learns its cross-entropy, the Other encoder only
+    the ramped confusion term (no reversed cross-entropy reaches it)."""
+    import jooci.train.steps as S
+    from jooci.data.dataset import Batch
+    from jooci.losses.dino import DINOCenter
+    from jooci.losses.regularizer import adversary_loss, confusion_loss
+    from jooci.models import JOOCI
+    from jooci.models.speaker import SpeakerModel, speaker_config
+    from jooci.train.config import LossConfig
+
+    torch.manual_seed(0)
+    teacher = SpeakerModel(speaker_config("tiny")).eval()
+    jooci = JOOCI.from_preset("tiny").eval()  # eval: BatchNorm and dropout the same in every pass
+    wav = torch.randn(2, 16000 * 3) * 0.1
+    labels = {k: torch.randint(0, 10, (2, 150)) for k in ("km10", "km20")}
+    batch = Batch(wav, torch.full((2,), wav.shape[1]), ["a", "b"], torch.zeros(2, dtype=torch.long), labels)
+    losses = LossConfig(distill=0.0, adversary="confusion")
+    lam = 0.5
+    ctx = S.StepContext(losses, torch.Generator().manual_seed(0), label_names=tuple(labels), grl_lambda=lam)
+    out = S.phase1_step(jooci, teacher, DINOCenter(teacher.cfg.head.out_dim), batch, ctx)
+    assert "confusion" in out.metrics
+    jooci.zero_grad()
+    out.loss.backward()
+    got = {n: p.grad.clone() for n, p in jooci.named_parameters() if p.grad is not None}
+
+    # the same two terms by hand, each on its own side
+    jooci.zero_grad()
+    full = jooci.forward_other(S._quantized(batch).waveforms, batch.lengths, grl_lambda=0.0, dino=False)
+    targets = S._align(labels["km20"], full.regulariser_logits.shape[1])
+    ce = adversary_loss(full.regulariser_logits, targets, full.padding_mask).loss
+    conf = confusion_loss(jooci.regulariser.confusion_logits(full.other_states), full.padding_mask)
+    (ce + lam * conf).backward()
+    want = {n: p.grad.clone() for n, p in jooci.named_parameters() if p.grad is not None}
+    for n, p in jooci.named_parameters():  # a term weighted 0 leaves zeros where the other pass leaves None
+        zero = torch.zeros_like(p)
+        torch.testing.assert_close(got.get(n, zero), want.get(n, zero), msg=n)
+    assert any(n.startswith("other.") for n in got) and "regulariser.net.0.weight" in got
+    # the encoder side holds no cross-entropy: without the confusion term it gets nothing
+    jooci.zero_grad()
+    full = jooci.forward_other(S._quantized(batch).waveforms, batch.lengths, grl_lambda=0.0, dino=False)
+    adversary_loss(full.regulariser_logits, targets, full.padding_mask).loss.backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in jooci.named_parameters() if n.startswith("other."))
+
+
+def test_unknown_adversary_objective_is_refused():
+    from jooci.configio import ConfigError
+    from jooci.train.config import load_config
+
+    assert load_config(None, ["losses.adversary=confusion"]).losses.adversary == "confusion"
+    with pytest.raises((ConfigError, ValueError), match="adversary"):
+        load_config(None, ["losses.adversary=bogus"])

@@ -6,12 +6,12 @@ from jooci.losses.dino import (
     multi_crop, rdino_regularizer, variance_loss,
 )
 from jooci.losses.masked_prediction import IGNORE_INDEX, MPLOutput, compute_span_mask, multi_cluster_mpl
-from jooci.losses.regularizer import AdversaryOutput, adversary_loss, dann_lambda, reconstruction_loss
+from jooci.losses.regularizer import AdversaryOutput, adversary_loss, confusion_loss, dann_lambda, reconstruction_loss
 from jooci.losses.schedules import CosineSchedule
 
 __all__ = [
     "IGNORE_INDEX", "AdversaryOutput", "CosineSchedule", "DINOCenter", "MPLOutput", "MultiCropConfig",
-    "RegularizerOutput", "View", "adversary_loss", "compute_span_mask", "covariance_loss",
+    "RegularizerOutput", "View", "adversary_loss", "compute_span_mask", "confusion_loss", "covariance_loss",
     "dann_lambda", "dino_loss", "embedding_distillation", "ema_update_", "multi_cluster_mpl", "multi_crop", "rdino_regularizer",
     "reconstruction_loss", "variance_loss",
 ]

@@ -5,7 +5,16 @@
   is minimised by the decoder and, through the reversed gradient scaled by lambda, *maximised* by
   the Other encoder, which pushes linguistic content out of the Other stream. lambda follows the
   DANN ramp so the adversary can first learn something worth fooling. The adversary's accuracy is
-  the number to watch: it should fall towards chance as training goes on.
+  the number to watch: it should fall towards chance as training goes on. Maximising a
+  cross-entropy has no bound, though: measured at demo scale (benchmarks/demo.md, session 6), the
+  encoder drives the decoder past chance into being confidently *wrong* (CE 6-8 nats against
+  ln 100 = 4.6, accuracy 0), which still leaves content in the states and, over a few hundred
+  steps, wrecks the Other embedding.
+* Content confusion (``losses.adversary: confusion``): the same decoder learns the same CE on the
+  Other states with no gradient into them; the encoder instead lowers :func:`confusion_loss`, the
+  cross-entropy of the decoder's prediction (weights held fixed) against the uniform distribution.
+  Its minimum, ln K, is a decoder that can tell nothing, so the encoder has no reason to go past
+  chance (the "domain confusion" loss of Tzeng et al. 2015, with the DANN ramp kept).
 * Log-mel reconstruction (no reversal, off by default): L1 or L2 on valid frames.
 """
 
@@ -66,6 +75,22 @@ def adversary_loss(
     return AdversaryOutput(loss, acc, n)
 
 
+def confusion_loss(logits: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the adversary's prediction against the uniform distribution, mean over
+    valid frames: ``-mean_k log softmax(logits)_k``. Bounded below by ln K (a uniform prediction).
+
+    Args:
+        logits: ``(B, T, K)``; padding_mask: ``(B, T)`` bool, True at padding (ignored frames).
+    """
+    per_frame = -torch.log_softmax(logits.float(), dim=-1).mean(dim=-1)
+    if padding_mask is None:
+        return per_frame.mean()
+    valid = ~padding_mask
+    if not valid.any():
+        return logits.sum() * 0.0
+    return per_frame[valid].mean()
+
+
 def reconstruction_loss(
     prediction: torch.Tensor,
     target: torch.Tensor,
@@ -99,4 +124,4 @@ def reconstruction_loss(
     return (err * valid).sum() / n
 
 
-__all__ = ["AdversaryOutput", "adversary_loss", "dann_lambda", "reconstruction_loss"]
+__all__ = ["AdversaryOutput", "adversary_loss", "confusion_loss", "dann_lambda", "reconstruction_loss"]

@@ -163,9 +163,17 @@ class ContentAdversary(nn.Module):
                                  nn.Linear(cfg.hidden_dim, cfg.num_clusters))
 
     def forward(self, other_states: list[Tensor], lambd: float) -> Tensor:
-        """other_states: N x (B, T, dim) -> logits (B, T, num_clusters)."""
+        """other_states: N x (B, T, dim) -> logits (B, T, num_clusters). ``lambd`` 0: the decoder
+        learns and no gradient reaches the states (the ``confusion`` objective's decoder pass)."""
         x = torch.stack(other_states).mean(dim=0)
         return self.net(grad_reverse(x, lambd))
+
+    def confusion_logits(self, other_states: list[Tensor]) -> Tensor:
+        """The same decoder with its weights held fixed: the gradient reaches the Other states only
+        (the encoder's pass of the ``confusion`` objective, ``losses.adversary``)."""
+        x = torch.stack(other_states).mean(dim=0)
+        params = {k: v.detach() for k, v in self.net.named_parameters()}
+        return torch.func.functional_call(self.net, params, (x,))
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,10 @@ class LossConfig:
     distill: float = 1.0  # DINO distillation from the frozen teacher (Other)
     distill_embedding: float = 0.0  # cosine distance student/teacher utterance embedding on the global crops (Other)
     regulariser: float = 1.0  # content adversary behind the gradient reversal layer (Other)
+    # How the Other encoder fights the content adversary: "reversal" (the paper's gradient reversal:
+    # the encoder maximises the adversary's cross-entropy) or "confusion" (the encoder pushes the
+    # adversary's prediction towards uniform; bounded, see losses/regularizer.py)
+    adversary: Literal["reversal", "confusion"] = "reversal"
     reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)
     feature_penalty: float = 10.0  # HuBERT's L2 penalty on the CNN output
     mask_prob: float = 0.8

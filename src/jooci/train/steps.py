@@ -38,7 +38,7 @@ from jooci.features import log_mel
 from jooci.losses.dino import (DINOCenter, RegularizerOutput, View, dino_loss, embedding_distillation, multi_crop,
                                rdino_regularizer)
 from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
-from jooci.losses.regularizer import adversary_loss, reconstruction_loss
+from jooci.losses.regularizer import adversary_loss, confusion_loss, reconstruction_loss
 from jooci.models._util import padding_mask as make_padding_mask
 from jooci.models.baseline import HuBERTBaseline
 from jooci.models.jooci import JOOCI
@@ -78,7 +78,7 @@ class StepContext:
 @dataclass
 class StepOutput:
     """loss: the scalar to back-propagate. metrics: the loss terms and accuracies, for logging;
-    JOOCI's phases also log ``objective``, the loss without the adversary's cross-entropy, which
+    JOOCI's phases also log ``objective``, the loss without the adversary decoder's cross-entropy, which
     the encoder *raises* through the gradient reversal layer by design (so the total loss of a
     working adversarial run need not fall, while the objective does)."""
 
@@ -136,11 +136,12 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     """
     batch = _quantized(batch)
     c = ctx.losses
-    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=ctx.grl_lambda, dino=False)
-    terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.padding_mask)
+    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=_reversal(ctx), dino=False)
+    terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.other_states,
+                                  full.padding_mask)
     loss = (c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
             + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
-    metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
+    metrics["objective"] = (loss - c.regulariser * terms["adversary_ce"]).item()
     return StepOutput(loss, metrics)
 
 
@@ -150,14 +151,14 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     batch = _quantized(batch)
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
-    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=ctx.grl_lambda, dino=False)
+    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=_reversal(ctx), dino=False)
     content_loss, content_metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
-    terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits,
+    terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits, out.other_states,
                                   out.padding_mask, mel=out.mel)
     loss = (content_loss + c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
             + c.regulariser * terms["adversary"] + c.reconstruction * terms["reconstruction"])
     metrics.update(content_metrics)
-    metrics["objective"] = (loss - c.regulariser * terms["adversary"]).item()
+    metrics["objective"] = (loss - c.regulariser * terms["adversary_ce"]).item()
     return StepOutput(loss, metrics)
 
 
@@ -184,9 +185,21 @@ def _content_terms(logits: list[Tensor], features_penalty: Tensor, batch: Batch,
     return loss, metrics
 
 
+def _reversal(ctx: StepContext) -> float:
+    """The gradient-reversal strength the model's forward gets: the DANN ramp's value for the
+    paper's ``reversal`` objective; 0 for ``confusion``, whose decoder pass must not reach the
+    Other states (the encoder gets :func:`confusion_loss` instead)."""
+    return ctx.grl_lambda if ctx.losses.adversary == "reversal" else 0.0
+
+
 def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: Batch, ctx: StepContext,
-                 regulariser_logits: Tensor, pad: Tensor, mel: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, float]]:
+                 regulariser_logits: Tensor, other_states: list[Tensor], pad: Tensor, mel: Tensor | None = None
+                 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """Distillation over multi-crop views, the adversary on the full batch, optional reconstruction.
+
+    The adversary term is the decoder's cross-entropy (through the gradient reversal for
+    ``losses.adversary: reversal``); for ``confusion`` it also holds the encoder's bounded term,
+    ramped like the reversal: ``CE + lambda * confusion_loss``.
 
     Two distillation terms: the DINO one (the student's prototype distribution on every crop learns
     the teacher's centred, sharpened one on the global crops) and, with ``losses.distill_embedding``,
@@ -214,6 +227,12 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     name = ctx.label_names[model.cfg.regulariser_label_set]
     adv_targets = _align(batch.labels[name], regulariser_logits.shape[1])
     adv = adversary_loss(regulariser_logits, adv_targets, pad)
+    adversary = adv.loss
+    extra: dict[str, float] = {}
+    if c.adversary == "confusion":
+        confusion = confusion_loss(model.regulariser.confusion_logits(other_states), pad)
+        adversary = adversary + ctx.grl_lambda * confusion
+        extra["confusion"] = confusion.item()
 
     recon = regulariser_logits.new_zeros(())
     if mel is not None and c.reconstruction > 0:
@@ -221,10 +240,11 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
         t = min(target.shape[1], mel.shape[1])
         recon = reconstruction_loss(mel[:, :t], target[:, :t].to(mel.device), pad[:, :t])
     metrics = {"distill": distill.item(), "distill_embedding": embed.item(), "adversary": adv.loss.item(),
-               "adversary_acc": adv.accuracy, "grl_lambda": ctx.grl_lambda}
+               "adversary_acc": adv.accuracy, "grl_lambda": ctx.grl_lambda, **extra}
     if mel is not None:
         metrics["reconstruction"] = recon.item()
-    return {"distill": distill, "distill_embedding": embed, "adversary": adv.loss, "reconstruction": recon}, metrics
+    return {"distill": distill, "distill_embedding": embed, "adversary": adversary, "adversary_ce": adv.loss,
+            "reconstruction": recon}, metrics
 
 
 def _views(batch: Batch, ctx: StepContext, augmented: bool) -> list[View]:

@@ -1,0 +1,74 @@
+"""Retrain JOOCI's phases 1-2 in finished demo folders with config overrides, and evaluate them.
+
+A variant of the demo's JOOCI that shares everything before phase 1 (corpus, targets, Content
+model, teacher) with the demo in the same folder, like ``jooci demo --ablate`` but for any
+override (a phase length, a loss weight). Per folder: ``ablations/NAME/{phase1,phase2}``, the
+evaluation in ``eval/jooci_NAME`` (so ``jooci demo --seeds`` summaries pick the row up), and
+``ablations/NAME/dev.json``: the SUPERB dev values of this variant, of the demo's JOOCI and of the
+baseline, the figures a rule fixed beforehand decides on (test values stay in the eval folders).
+
+Usage::
+
+    python benchmarks/retrain_phases.py runs/demo4/seed-{0,1,2,3} --name phase1-240 \\
+        --set schedule.phase1.steps=240 --set schedule.phase1.warmup_steps=24
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
+    from jooci.demo import TASKS, _config_path
+    from jooci.superb.runner import EvalConfig, evaluate
+    from jooci.train.config import load_config
+    from jooci.train.distributed import init_distributed
+    from jooci.train.loop import PhaseInputs, train_phase
+
+    corpus, pre = demo / "corpus", demo / "pretrain"
+    seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
+    cfg = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu",
+                                              *overrides])
+    teacher = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
+    labels = sorted(pre.glob("targets-*"))[-1]
+    content = pre / f"content-{cfg.schedule.content_iterations}" / "final"
+    folder = demo / "ablations" / name
+    dist = init_distributed("cpu")
+    t0 = time.perf_counter()
+    p1 = train_phase(cfg, "phase1", folder / "phase1", PhaseInputs(labels, content, teacher), dist,
+                     manifest=pre / "manifest.jsonl")
+    model = train_phase(cfg, "phase2", folder / "phase2", PhaseInputs(labels, p1, teacher), dist,
+                        manifest=pre / "manifest.jsonl")
+    seconds = time.perf_counter() - t0
+    ev = demo / "eval" / f"jooci_{name}"
+    if not (ev / "results.json").exists():
+        evaluate(str(model), corpus, TASKS, ev, EvalConfig(seed=seed, cache_dir=str(demo / "eval" / "cache"),
+                                                           device="cpu"))
+    dev = {}
+    for label, folder_name in (("baseline", "baseline"), ("jooci", "jooci"), (name, f"jooci_{name}")):
+        tasks = json.loads((demo / "eval" / folder_name / "results.json").read_text())["tasks"]
+        dev[label] = {t: tasks[t]["dev_value"] for t in TASKS if t in tasks}
+    out = {"demo": str(demo), "seed": seed, "overrides": overrides, "phases_seconds": round(seconds, 1), "dev": dev}
+    (folder / "dev.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
+    p.add_argument("--name", required=True, help="the variant's name (folder and report label)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="a config override for phases 1-2 (repeat for more)")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    for demo in args.demos:
+        print(json.dumps(retrain(demo, args.name, args.overrides), indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
