@@ -155,22 +155,6 @@ def run(demo: Path, steps: int) -> dict:
     return out
 
 
-def summarise(demos: list[Path]) -> dict:
-    """Over the demo folders (one per seed): JOOCI with the oracle teacher against the baseline and
-    against JOOCI with its own RDINO teacher, per task, with the demo's verdict over seeds (the mean
-    difference and its 95 % t-interval, ``jooci.demo_seeds``), plus each seed's speaker check."""
-    from jooci.demo_seeds import _load, seed_table
-
-    docs = {int(json.loads((d / "corpus" / "synth.json").read_text())["config"]["seed"]): _load(d) for d in demos}
-    out = {}
-    for name, reference in (("oracle - baseline", "baseline"), ("oracle - jooci", "jooci")):
-        pairs = {s: {"baseline": d[reference], "jooci": d[f"jooci {NAME}"]} for s, d in docs.items()}
-        out[name] = seed_table(pairs)["differences"]
-    out["speaker_check"] = {str(d): json.loads((d / "ablations" / NAME / "speaker_check.json").read_text())
-                            ["speaker_check"] for d in demos}
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
@@ -178,14 +162,14 @@ def main() -> None:
     p.add_argument("--summary", type=Path, default=None,
                    help="only summarise finished folders over the seeds into this JSON file")
     args = p.parse_args()
-    if args.summary:
-        table = summarise(args.demos)
+    if args.summary:  # the same summary as every retrained variant's, plus the speaker checks
+        from retrain_phases import print_summary, summarise
+
+        table = summarise(args.demos, NAME)
+        table["speaker_check"] = {str(d): json.loads((d / "ablations" / NAME / "speaker_check.json").read_text())
+                                  ["speaker_check"] for d in args.demos}
         args.summary.write_text(json.dumps(table, indent=1))
-        for name in ("oracle - baseline", "oracle - jooci"):
-            for task, d in table[name].items():
-                lo, hi = d["interval"] or (float("nan"), float("nan"))
-                print(f"{name:18s} {task:4s} mean {d['mean']:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] {d['verdict']}  "
-                      f"per seed {[round(v, 1) for v in d['values']]}")
+        print_summary({k: v for k, v in table.items() if k != "speaker_check"})
         return
     torch.set_num_threads(2)
     for demo in args.demos:

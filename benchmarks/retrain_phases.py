@@ -58,13 +58,51 @@ def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
     return out
 
 
+def summarise(demos: list[Path], name: str) -> dict:
+    """Over the demo folders (one per seed): the variant ``jooci NAME`` against the baseline and
+    against the demo's JOOCI, per task, with the demo's verdict over seeds (mean difference and its
+    95 % t-interval, ``jooci.demo_seeds``), on the test sets; and the mean dev values."""
+    from statistics import fmean
+
+    from jooci.demo import TASKS
+    from jooci.demo_seeds import _load, seed_table
+
+    docs = {int(json.loads((d / "corpus" / "synth.json").read_text())["config"]["seed"]): _load(d) for d in demos}
+    out: dict = {}
+    for reference in ("baseline", "jooci"):
+        pairs = {s: {"baseline": d[reference], "jooci": d[f"jooci {name}"]} for s, d in docs.items()}
+        out[f"{name} - {reference}"] = seed_table(pairs)["differences"]
+    out["dev_means"] = {label: {t: fmean(d[label]["tasks"][t]["dev_value"] for d in docs.values()) for t in TASKS}
+                        for label in ("baseline", "jooci", f"jooci {name}")}
+    return out
+
+
+def print_summary(table: dict) -> None:
+    for key, diffs in table.items():
+        if key == "dev_means":
+            continue
+        for task, d in diffs.items():
+            lo, hi = d["interval"] or (float("nan"), float("nan"))
+            print(f"{key:28s} {task:4s} mean {d['mean']:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] {d['verdict']}  "
+                  f"per seed {[round(v, 1) for v in d['values']]}")
+    for label, dev in table["dev_means"].items():
+        print(f"dev mean {label:28s} " + "  ".join(f"{t} {v:6.2f}" for t, v in dev.items()))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
     p.add_argument("--name", required=True, help="the variant's name (folder and report label)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="a config override for phases 1-2 (repeat for more)")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="only summarise finished folders over the seeds into this JSON file")
     args = p.parse_args()
+    if args.summary:
+        table = summarise(args.demos, args.name)
+        args.summary.write_text(json.dumps(table, indent=1))
+        print_summary(table)
+        return
     torch.set_num_threads(2)
     for demo in args.demos:
         print(json.dumps(retrain(demo, args.name, args.overrides), indent=1), flush=True)
