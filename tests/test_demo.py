@@ -102,10 +102,20 @@ def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
         probes.append(source)
         return {"dev": 50.0, "test": 40.0 + len(probes), "C": 1.0, "num_train": 8, "num_test": 8}
 
+    targets = []
+
+    def fake_targets(source, data, *, temp=0.04, device="cpu"):
+        targets.append((source, temp))
+        return {"entropy": 7.0, "uniform": 8.3, "top_prob": 0.03, "num_utterances": 4}
+
     monkeypatch.setattr(V, "verify", fake)
     monkeypatch.setattr(V, "sid_probe", fake_probe)
+    monkeypatch.setattr(V, "teacher_targets", fake_targets)
     path = tmp_path / "verify.json"
-    first = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
+    first = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu", teacher_temp=0.05)
+    # the teacher's targets are read once, at the phases' temperature, on the teacher's row only
+    assert targets == [(str(tmp_path / "t"), 0.05)] and first[1]["targets"]["entropy"] == 7.0
+    assert "targets" not in first[0] and "targets" not in first[2]
     assert calls == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
     assert probes == ["fbank", str(tmp_path / "t"), str(tmp_path / "j")] and first[1]["sid_probe"]["test"] == 42.0
     rows = speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j", "jooci recon": tmp_path / "r"}, "cpu")
@@ -175,6 +185,15 @@ def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooc
     assert "probe" not in weak
     assert "knows more about speakers" in no_jooci and "Other embedding" not in no_jooci
     assert speaker_reading([{"source": "RDINO teacher", "eer": 10.0}]) == []
+
+    def targets(entropy):  # the teacher's DINO targets: "nearly uniform" from 75 % of ln K on
+        out = rows(15.1, 12.0)
+        out[1]["targets"] = {"entropy": entropy, "uniform": 8.32, "top_prob": 0.028}
+        return speaker_reading(out)[0]
+
+    assert "entropy of 7.04 nats against 8.32" in targets(7.04) and "nearly uniform" in targets(7.04)
+    assert "entropy of 0.06 nats" in targets(0.06) and "nearly uniform" not in targets(0.06)
+    assert "DINO targets" not in weak
 
 
 def test_demo_refuses_a_corpus_of_another_format_in_words(tmp_path, capsys):

@@ -192,7 +192,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     runs = stages.run("evaluate", evaluate_all)
     teacher_dir = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
     speaker = stages.run("speaker check", speaker_check, out / "eval" / "verify.json", corpus, teacher_dir,
-                         {k: v for k, v in models.items() if k.startswith("jooci")}, str(dist.device))
+                         {k: v for k, v in models.items() if k.startswith("jooci")}, str(dist.device),
+                         cfg.losses.teacher_temp)
     report = stages.run("report", write_demo_report, out, runs, cfg, pre, stages.times, minutes, speaker)
     total = time.perf_counter() - t_start
     print(f"\nreport: {report}\n(demo wall time this run: {total / 60:.1f} min)")
@@ -203,7 +204,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
 # The report
 
 
-def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Path], device: str) -> list[dict]:
+def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Path], device: str,
+                  teacher_temp: float = 0.04) -> list[dict]:
     """EER of each model's *own* embedding on the ASV trials, cosine-scored with no trained head
     (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
     embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
@@ -211,8 +213,10 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     a trained head, what a SUPERB SID head can use). Rows are kept in ``path`` with a fingerprint
     of the model files they scored; a later run scores only what it does not hold for the same
     files (an ablation added with ``--ablate``, a retrained model, a probe missing from an older
-    run's rows). Rows of sources this run does not ask for stay in the file."""
-    from jooci.superb.verify import sid_probe, verify
+    run's rows). Rows of sources this run does not ask for stay in the file. The teacher's row
+    also holds what phases 1-2 distil from it (``teacher_targets``: its DINO distribution's entropy
+    at ``teacher_temp``)."""
+    from jooci.superb.verify import sid_probe, teacher_targets, verify
 
     sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
                **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
@@ -225,6 +229,8 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
             row = dict(verify(src, corpus, device=device, label=name).to_dict(), fingerprint=mark)
         if "sid_probe" not in row:
             row = dict(row, sid_probe=sid_probe(src, corpus, device=device))
+        if name == "RDINO teacher" and "targets" not in row:
+            row = dict(row, targets=teacher_targets(src, corpus, temp=teacher_temp, device=device))
         rows.append(row)
     kept = rows + [r for name, r in done.items() if name not in sources]
     if kept != list(done.values()):
@@ -272,6 +278,9 @@ _EER_MARGIN = 1.0
 # SID-probe accuracy differences smaller than this (points) are read as "no better" (the demo's SID
 # test set has 132 utterances: one accuracy's 95 % interval is about +-6 points).
 _PROBE_MARGIN = 5.0
+# A teacher whose DINO targets keep at least this share of a uniform distribution's entropy gives
+# the distillation little to carry (session 6: the demo's RDINO teacher 0.85, a label-trained 0.01).
+_UNIFORM_SHARE = 0.75
 
 
 def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
@@ -311,6 +320,14 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
                          f"no better than the log-mel statistics ({p_teacher:.1f} against {p_stats:.1f} % SID)"
                          + (", which both models' input layer already carries" if mel_frontend else "")
                          + ": on SID the Other stream has nothing to add here.")
+    targets = next((r["targets"] for r in rows if r["source"] == "RDINO teacher" and r.get("targets")), None)
+    if targets:
+        near = targets["entropy"] >= _UNIFORM_SHARE * targets["uniform"]
+        words.append(f"The teacher's DINO targets, what phases 1–2 distil, have an entropy of {targets['entropy']:.2f} "
+                     f"nats against {targets['uniform']:.2f} for a uniform distribution (top probability "
+                     f"{targets['top_prob']:.3f} on average)" + (
+                         ": nearly uniform, so the distillation has little to carry over beyond its first steps "
+                         "(docs/method.md T28)." if near else "."))
     return [" ".join(words), ""]
 
 

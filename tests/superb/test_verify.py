@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -47,6 +48,18 @@ def test_every_source_scores_every_trial(corpus, tiny_jooci, tiny_baseline, tiny
         assert r.num_trials == n
         assert 0.0 <= r.eer <= 100.0
         assert set(r.min_dcf) == {"0.01", "0.05"}
+
+
+def test_teacher_targets_read_the_distillation_targets(corpus, tiny_teacher):
+    """The entropy of the teacher's centred, sharpened DINO distribution: within [0, ln K], lower
+    at a sharper temperature, on the SID dev utterances."""
+    from jooci.superb.verify import teacher_targets
+
+    soft = teacher_targets(tiny_teacher, corpus, temp=0.04, utterances=3)
+    sharp = teacher_targets(tiny_teacher, corpus, temp=0.001, utterances=3)
+    assert soft["uniform"] == pytest.approx(math.log(128), abs=1e-3) and soft["num_utterances"] == 3
+    assert 0.0 <= sharp["entropy"] < soft["entropy"] <= soft["uniform"] + 1e-6
+    assert 1 / 128 <= soft["top_prob"] < sharp["top_prob"] <= 1.0
 
 
 def test_bad_requests_name_the_folder(corpus, tiny_baseline, tiny_teacher, tmp_path):
