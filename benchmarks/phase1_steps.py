@@ -14,7 +14,8 @@ stored but are not what any choice is made on):
 - ``style``: the same probe with ER's labels on the ER splits (speaking style, held-out speakers);
 - ``eer_dev``: cosine-scored EER on the corpus's held-out dev-speaker trials (``trials_dev.txt``).
 
-Each teacher's row also holds what it gives the student to learn (``target_entropy``).
+Each teacher's row also holds what it gives the student to learn (``targets``:
+``jooci.superb.verify.teacher_targets``).
 
 Usage::
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from jooci.superb.data import DataFolder, task_splits
-from jooci.superb.verify import embed_utterances, embedder, linear_probe, sid_probe, verify
+from jooci.superb.verify import embed_utterances, embedder, linear_probe, sid_probe, teacher_targets, verify
 
 
 def style_probe(source: str, corpus: Path) -> dict:
@@ -44,29 +45,6 @@ def style_probe(source: str, corpus: Path) -> dict:
     x = {n: torch.stack([emb[u.id] for u in p]).double().numpy() for n, p in parts.items()}
     y = {n: np.array([u.style for u in p]) for n, p in parts.items()}
     return linear_probe(x, y)
-
-
-def target_entropy(teacher: Path, corpus: Path, utterances: int = 64, temp: float = 0.04) -> dict:
-    """What the teacher gives the student to learn: the entropy (nats) of its centred, sharpened
-    DINO distribution (phases 1-2's targets) and its top probability, mean over the first
-    ``utterances`` SID dev utterances (first 4 s each). ln 4096 = 8.32 is a uniform target."""
-    from jooci.audio import load_audio
-    from jooci.data.manifest import read_manifest, resolve
-    from jooci.features import log_mel
-    from jooci.models.speaker import load_speaker_folder
-
-    model, center = load_speaker_folder(teacher)
-    center = torch.zeros(model.cfg.head.out_dim) if center is None else center
-    ent, top = [], []
-    for u in read_manifest(corpus / "dev.jsonl")[:utterances]:
-        wav = torch.from_numpy(load_audio(resolve(u, corpus)))[None, :64000]
-        mel, frames = log_mel(wav, torch.tensor([wav.shape[1]]), rate=100)
-        with torch.no_grad():
-            p = torch.softmax((model(mel, frames).head.logits - center) / temp, dim=-1)
-        ent.append(float(-(p * p.clamp_min(1e-12).log()).sum()))
-        top.append(float(p.max()))
-    return {"target_entropy": round(float(np.mean(ent)), 3), "target_top_prob": round(float(np.mean(top)), 4),
-            "uniform_entropy": round(float(np.log(model.cfg.head.out_dim)), 3)}
 
 
 def measure(source: str, corpus: Path) -> dict:
@@ -104,7 +82,7 @@ def main() -> None:
         teacher = Path(folder)
         if (teacher_name, "teacher") not in done:
             results.append({"teacher": teacher_name, "steps": "teacher", **measure(str(teacher), corpus),
-                            **target_entropy(teacher, corpus)})
+                            "targets": teacher_targets(teacher, corpus)})
         name = f"{teacher_name}+{args.tag}" if args.tag else teacher_name
         for steps in args.steps:
             if (name, steps) in done:
