@@ -118,39 +118,27 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
 
 
 def run(demo: Path, steps: int) -> dict:
-    from jooci.demo import TASKS, _config_path
-    from jooci.superb.runner import EvalConfig, evaluate
+    from retrain_phases import retrain
+
+    from jooci.demo import _config_path
     from jooci.superb.verify import sid_probe, verify
     from jooci.train.config import load_config
-    from jooci.train.distributed import init_distributed
-    from jooci.train.loop import PhaseInputs, train_phase
 
-    corpus, pre = demo / "corpus", demo / "pretrain"
+    corpus = demo / "corpus"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
     folder = demo / "ablations" / NAME
     base = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu"])
     t0 = time.perf_counter()
     teacher = train_oracle(corpus, folder / "teacher", base.teacher, steps=steps, seed=seed)
     t_teacher = time.perf_counter() - t0
-    cfg = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu",
-                                              f"run.teacher_init={teacher}"])
-    dist = init_distributed("cpu")
-    labels = sorted(pre.glob("targets-*"))[-1]
-    content = pre / f"content-{cfg.schedule.content_iterations}" / "final"
-    p1 = train_phase(cfg, "phase1", folder / "phase1", PhaseInputs(labels, content, teacher), dist,
-                     manifest=pre / "manifest.jsonl")
-    model = train_phase(cfg, "phase2", folder / "phase2", PhaseInputs(labels, p1, teacher), dist,
-                        manifest=pre / "manifest.jsonl")
-    t_phases = time.perf_counter() - t0 - t_teacher
-    ev = demo / "eval" / f"jooci_{NAME}"
-    if not (ev / "results.json").exists():
-        evaluate(str(model), corpus, TASKS, ev, EvalConfig(seed=seed, cache_dir=str(demo / "eval" / "cache"),
-                                                           device="cpu"))
+    # phases 1-2 and the evaluation as for every retrained variant, with this teacher
+    phases = retrain(demo, NAME, [f"run.teacher_init={teacher}"])
+    model = phases["model"]
     check = {}
-    for name, src in (("oracle teacher", str(teacher)), ("jooci oracle-teacher Other embedding", str(model))):
+    for name, src in (("oracle teacher", str(teacher)), ("jooci oracle-teacher Other embedding", model)):
         check[name] = dict(verify(src, corpus, label=name).to_dict(), sid_probe=sid_probe(src, corpus))
     out = {"demo": str(demo), "seed": seed, "teacher_steps": steps, "teacher_seconds": round(t_teacher, 1),
-           "phases_seconds": round(t_phases, 1), "speaker_check": check}
+           "phases_seconds": phases["phases_seconds"], "speaker_check": check}
     (folder / "speaker_check.json").write_text(json.dumps(out, indent=1))
     return out
 

@@ -53,7 +53,8 @@ def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
     for label, folder_name in (("baseline", "baseline"), ("jooci", "jooci"), (name, f"jooci_{name}")):
         tasks = json.loads((demo / "eval" / folder_name / "results.json").read_text())["tasks"]
         dev[label] = {t: tasks[t]["dev_value"] for t in TASKS if t in tasks}
-    out = {"demo": str(demo), "seed": seed, "overrides": overrides, "phases_seconds": round(seconds, 1), "dev": dev}
+    out = {"demo": str(demo), "seed": seed, "overrides": overrides, "model": str(model),
+           "phases_seconds": round(seconds, 1), "dev": dev}
     (folder / "dev.json").write_text(json.dumps(out, indent=1))
     return out
 
