@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PHASE1 = ["losses.adversary=confusion", "schedule.phase1.steps=240", "schedule.phase1.warmup_steps=24"]
 
 
-def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str], device: str = "cpu",
+def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str] | None, device: str = "cpu",
                 save=lambda row: None) -> dict:
-    """Teacher phase, its measures, then phase 1 and its measures; ``save(row)`` after each half."""
+    """Teacher phase, its measures, then (unless ``phase1`` is None) phase 1 and its measures;
+    ``save(row)`` after each half."""
     from phase1_steps import measure
 
     from jooci.demo import _config_path
@@ -67,6 +68,8 @@ def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str], 
                                                                                   temp=cfg.losses.teacher_temp)}}
     print(json.dumps({"name": name, "teacher": row["teacher"]}), flush=True)
     save(row)
+    if phase1 is None:
+        return row
 
     cfg1 = load_config(_config_path("small"), [*base, *overrides, f"run.teacher_init={teacher}", *phase1])
     labels = sorted(pre.glob("targets-*"))[-1]
@@ -99,6 +102,7 @@ def main() -> None:
                    help="a config override for the teacher phase and phase 1 (repeat for more)")
     p.add_argument("--phase1", nargs="*", default=PHASE1, metavar="KEY=VALUE",
                    help=f"phase-1 overrides (default: {' '.join(PHASE1)})")
+    p.add_argument("--teacher-only", action="store_true", help="train and measure the teacher, no phase 1")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, required=True,
@@ -115,7 +119,7 @@ def main() -> None:
             old = json.loads(args.out.read_text()) if args.out.exists() else []  # others may have written
             args.out.write_text(json.dumps([r for r in old if r["name"] != args.name] + [row], indent=1))
 
-        run_variant(args.demo, args.name, args.overrides, args.phase1, args.device, save)
+        run_variant(args.demo, args.name, args.overrides, None if args.teacher_only else args.phase1, args.device, save)
         rows = json.loads(args.out.read_text())
     print_rows(rows)
 
