@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from jooci.audio import load_audio
 from jooci.data.manifest import read_manifest, resolve
 from jooci.features import log_mel
-from jooci.models.speaker import SpeakerModel
+from jooci.models.speaker import SpeakerModel, save_speaker_folder
 
 NAME = "oracle-teacher"
 TEMPERATURE = 0.1
@@ -59,10 +59,6 @@ TEMPERATURE = 0.1
 def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batch: int = 16,
                  crop_seconds: float = 3.0, lr: float = 1e-3, seed: int = 0) -> Path:
     """A speaker model trained on speaker labels; saved as a teacher folder (zero DINO centre)."""
-    from safetensors.torch import save_file
-
-    from jooci.configio import to_dict
-
     final = out / "final"
     if (final / "model.safetensors").exists():
         return final
@@ -105,12 +101,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
     tmp = out / "final.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tensors["center"] = torch.zeros(teacher_cfg.head.out_dim)
-    save_file(tensors, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1,
-                                                 "config": to_dict(teacher_cfg)}, indent=1))
+    save_speaker_folder(model, tmp)  # zero DINO centre
     (out / "train_log.json").write_text(json.dumps({"speakers": speakers, "seconds": time.perf_counter() - t0,
                                                     "log": log}))
     tmp.rename(final)

@@ -23,7 +23,11 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
         assert f"| {model} |" in report
     assert "JOOCI" in report.split("\n")[2]  # the verdict paragraph
     speaker = json.loads((out / "eval" / "verify.json").read_text())
-    assert [r["source"] for r in speaker] == ["log-mel mean + std (no learning)", "RDINO teacher", "jooci Other embedding"]
+    assert [r["source"] for r in speaker] == ["log-mel mean + std (no learning)",
+                                              "untrained teacher (same architecture, no training)",
+                                              "RDINO teacher", "jooci Other embedding"]
+    assert (out / "eval" / "untrained-teacher" / "model.safetensors").is_file()
+    assert "Against an untrained network of its own architecture" in report
     assert all(0 <= r["eer"] <= 100 for r in speaker) and "## Where the speaker information is" in report
     stage_times = json.loads((out / "stage_times.json").read_text())
     printed = capsys.readouterr().out
@@ -137,6 +141,46 @@ def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
     speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
     assert calls[4:] == ["jooci Other embedding"] and len(probes) == 9
     assert not (tmp_path / "verify.json.tmp").exists()
+
+
+def test_speaker_check_scores_the_untrained_reference_like_the_teacher(tmp_path, monkeypatch):
+    import jooci.superb.verify as V
+    from jooci.demo import UNTRAINED, speaker_check
+
+    calls, targets = [], []
+    monkeypatch.setattr(V, "verify", lambda source, data, *, layer=None, device="cpu", label=None: (
+        calls.append(label) or V.VerifyResult(label, 10.0, {"0.01": 1.0}, 4, 2)))
+    monkeypatch.setattr(V, "sid_probe", lambda source, data, *, layer=None, device="cpu": {"test": 50.0})
+    monkeypatch.setattr(V, "teacher_targets", lambda source, data, *, temp=0.04, device="cpu": (
+        targets.append(source) or {"entropy": 6.0, "uniform": 8.3, "top_prob": 0.05, "num_utterances": 4}))
+    rows = speaker_check(tmp_path / "verify.json", tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu",
+                         untrained=tmp_path / "u")
+    assert calls == ["log-mel mean + std (no learning)", UNTRAINED, "RDINO teacher", "jooci Other embedding"]
+    assert targets == [str(tmp_path / "u"), str(tmp_path / "t")] and "targets" in rows[1]
+
+
+def test_speaker_reading_says_what_the_teachers_training_gave_it():
+    from jooci.demo import UNTRAINED, speaker_reading
+
+    def reading(teacher_eer, untrained_eer, teacher_probe=None, untrained_probe=None):
+        rows = [{"source": "log-mel mean + std (no learning)", "eer": 15.0},
+                {"source": UNTRAINED, "eer": untrained_eer}, {"source": "RDINO teacher", "eer": teacher_eer}]
+        if teacher_probe is not None:
+            rows[1]["sid_probe"], rows[2]["sid_probe"] = {"test": untrained_probe}, {"test": teacher_probe}
+        return speaker_reading(rows)[0]
+
+    # the demo's case (session 7): cosine scoring better, the linear probe not
+    geometry = reading(8.0, 11.1, 79.5, 78.0)
+    assert "(EER 8.0 against 11.1 %, SID probe 79.5 against 78.0 %)" in geometry
+    assert "improved how cosine scores compare unseen speakers, but not" in geometry
+    assert "made it a better speaker model" in reading(8.0, 11.1, 90.0, 78.0)
+    assert "made it a better speaker model" in reading(8.0, 11.1)  # no probes: the trials decide
+    assert "helped a linear head" in reading(10.6, 11.1, 90.0, 78.0)
+    nothing = reading(10.6, 11.1, 80.0, 78.0)
+    assert "gave it nothing measurable about speakers" in nothing
+    # without the reference row there is no such sentence
+    assert "untrained" not in speaker_reading([{"source": "log-mel mean + std (no learning)", "eer": 15.0},
+                                               {"source": "RDINO teacher", "eer": 8.0}])[0]
 
 
 def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):

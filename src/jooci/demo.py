@@ -191,9 +191,16 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
 
     runs = stages.run("evaluate", evaluate_all)
     teacher_dir = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
-    speaker = stages.run("speaker check", speaker_check, out / "eval" / "verify.json", corpus, teacher_dir,
-                         {k: v for k, v in models.items() if k.startswith("jooci")}, str(dist.device),
-                         cfg.losses.teacher_temp)
+
+    def check_speakers() -> list[dict]:
+        from jooci.models.speaker import untrained_speaker_folder
+
+        untrained = untrained_speaker_folder(teacher_dir, out / "eval" / "untrained-teacher", seed=cfg.run.seed)
+        return speaker_check(out / "eval" / "verify.json", corpus, teacher_dir,
+                             {k: v for k, v in models.items() if k.startswith("jooci")}, str(dist.device),
+                             cfg.losses.teacher_temp, untrained)
+
+    speaker = stages.run("speaker check", check_speakers)
     report = stages.run("report", write_demo_report, out, runs, cfg, pre, stages.times, minutes, speaker)
     total = time.perf_counter() - t_start
     print(f"\nreport: {report}\n(demo wall time this run: {total / 60:.1f} min)")
@@ -204,8 +211,11 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
 # The report
 
 
+UNTRAINED = "untrained teacher (same architecture, no training)"
+
+
 def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Path], device: str,
-                  teacher_temp: float = 0.04) -> list[dict]:
+                  teacher_temp: float = 0.04, untrained: Path | None = None) -> list[dict]:
     """EER of each model's *own* embedding on the ASV trials, cosine-scored with no trained head
     (``jooci verify``): the log-mel statistics, the RDINO teacher, and every JOOCI's Other
     embedding. Tells whether the teacher learned speakers and whether the Other encoder took it over.
@@ -215,11 +225,12 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     files (an ablation added with ``--ablate``, a retrained model, a probe missing from an older
     run's rows). Rows of sources this run does not ask for stay in the file. The teacher's row
     also holds what phases 1-2 distil from it (``teacher_targets``: its DINO distribution's entropy
-    at ``teacher_temp``)."""
+    at ``teacher_temp``). ``untrained``: a teacher folder of the teacher's architecture, untrained
+    (``jooci.models.speaker.untrained_speaker_folder``): how much the teacher's training gave it."""
     from jooci.superb.verify import sid_probe, teacher_targets, verify
 
-    sources = {"log-mel mean + std (no learning)": "fbank", "RDINO teacher": str(teacher),
-               **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
+    sources = {"log-mel mean + std (no learning)": "fbank", **({UNTRAINED: str(untrained)} if untrained else {}),
+               "RDINO teacher": str(teacher), **{f"{k} Other embedding": str(v) for k, v in joocis.items()}}
     done = {r["source"]: r for r in json.loads(path.read_text())} if path.exists() else {}
     rows = []
     for name, src in sources.items():
@@ -229,7 +240,7 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
             row = dict(verify(src, corpus, device=device, label=name).to_dict(), fingerprint=mark)
         if "sid_probe" not in row:
             row = dict(row, sid_probe=sid_probe(src, corpus, device=device))
-        if name == "RDINO teacher" and "targets" not in row:
+        if name in ("RDINO teacher", UNTRAINED) and "targets" not in row:
             row = dict(row, targets=teacher_targets(src, corpus, temp=teacher_temp, device=device))
         rows.append(row)
     kept = rows + [r for name, r in done.items() if name not in sources]
@@ -261,7 +272,8 @@ def speaker_section(rows: list[dict], mel_frontend: bool = True) -> list[str]:
            "teacher: far worse than the teacher means the distillation did not carry the teacher's "
            "speaker information over; a teacher no better than the log-mel statistics has little to give. "
            "The last column is a linear SID probe on the same embedding (seen speakers, a trained head, "
-           "C chosen on the SID dev split; `jooci verify --probe`).",
+           "C chosen on the SID dev split; `jooci verify --probe`). The untrained teacher (the teacher's "
+           "architecture and seed, no training) shows what the teacher's training gave it.",
            "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ | SID probe acc % ↑ |", "|---|---|---|---|"]
     out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} | "
             f"{_fmt_probe(r)} |" for r in rows]
@@ -320,6 +332,7 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
                          f"no better than the log-mel statistics ({p_teacher:.1f} against {p_stats:.1f} % SID)"
                          + (", which both models' input layer already carries" if mel_frontend else "")
                          + ": on SID the Other stream has nothing to add here.")
+    words += _training_gain(rows)
     targets = next((r["targets"] for r in rows if r["source"] == "RDINO teacher" and r.get("targets")), None)
     if targets:
         near = targets["entropy"] >= _UNIFORM_SHARE * targets["uniform"]
@@ -329,6 +342,32 @@ def speaker_reading(rows: list[dict], mel_frontend: bool = True) -> list[str]:
                          ": nearly uniform, so the distillation has little to carry over beyond its first steps "
                          "(docs/method.md T28)." if near else "."))
     return [" ".join(words), ""]
+
+
+def _training_gain(rows: list[dict]) -> list[str]:
+    """One sentence: what the teacher's training gave it over an untrained network of its
+    architecture (the ``UNTRAINED`` row), on the trials and on the SID probe."""
+    by = {r["source"]: r for r in rows}
+    trained, untrained = by.get("RDINO teacher"), by.get(UNTRAINED)
+    if trained is None or untrained is None:
+        return []
+    e_t, e_u = trained["eer"], untrained["eer"]
+    p_t, p_u = (r["sid_probe"]["test"] if r.get("sid_probe") else None for r in (trained, untrained))
+    eer_gain = e_u - e_t >= _EER_MARGIN
+    probe_gain = None if p_t is None or p_u is None else p_t - p_u >= _PROBE_MARGIN
+    probe = "" if probe_gain is None else f", SID probe {p_t:.1f} against {p_u:.1f} %"
+    head = (f"Against an untrained network of its own architecture (EER {e_t:.1f} against {e_u:.1f} %{probe}), "
+            "the teacher's training ")
+    if eer_gain and probe_gain is not False:
+        return [head + "made it a better speaker model."]
+    if eer_gain:
+        return [head + "improved how cosine scores compare unseen speakers, but not how well a linear head "
+                "separates the seen ones: random features of log-mel already separate them about as well "
+                "(docs/method.md T29)."]
+    if probe_gain:
+        return [head + "helped a linear head on the seen speakers but not cosine scoring of unseen ones."]
+    return [head + "gave it nothing measurable about speakers: at this scale the teacher has nothing of its own "
+            "to pass on (docs/method.md T29)."]
 
 
 def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_times: dict[str, float],

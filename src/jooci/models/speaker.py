@@ -140,3 +140,58 @@ def load_speaker_folder(path: str | os.PathLike) -> tuple[SpeakerModel, Tensor |
     center = tensors.pop("center", None)
     model.load_state_dict(tensors)
     return model.eval(), center
+
+
+def save_speaker_folder(model: SpeakerModel, folder: str | os.PathLike, center: Tensor | None = None) -> None:
+    """Write ``model`` as a teacher folder (what :func:`load_speaker_folder` reads): ``config.json``
+    (model_type "speaker") and ``model.safetensors`` with the DINO centre (zeros if None)."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["center"] = (torch.zeros(model.cfg.head.out_dim) if center is None
+                         else center.detach().cpu().reshape(-1).contiguous())
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1,
+                                                   "config": config_to_dict(model.cfg)}, indent=1))
+
+
+def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, seed: int = 0):
+    """An untrained teacher of ``like``'s architecture (a teacher folder), initialised from ``seed``,
+    written to ``out`` (kept if it is already there with that architecture and seed). The
+    reference that says how much a teacher's training gave it: a randomly initialised network
+    already separates speakers by their spectra. Returns ``out`` as a Path.
+
+    Raises:
+        ValueError: ``like`` holds no speaker model.
+    """
+    import json
+    from pathlib import Path
+
+    import torch
+
+    like, out = Path(like), Path(out)
+    meta = json.loads((like / "config.json").read_text())
+    if meta.get("model_type") != "speaker":
+        raise ValueError(f"{like}: not a speaker (teacher) model folder")
+    cfg = config_from_dict(SpeakerConfig, meta["config"])
+    mark = out / "untrained.json"
+    want = {"like": str(like), "seed": seed, "config": config_to_dict(cfg)}
+    if mark.is_file() and json.loads(mark.read_text()) == want and (out / "model.safetensors").is_file():
+        return out
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SpeakerModel(cfg).eval()
+    tmp = out.with_name(out.name + ".tmp")
+    save_speaker_folder(model, tmp)
+    (tmp / "untrained.json").write_text(json.dumps(want, indent=1))
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

@@ -349,14 +349,9 @@ def _save_final(phase: Phase, model: nn.Module, final: Path, center: DINOCenter 
 
     tmp = final.with_name(final.name + ".tmp")
     if phase == "teacher":
-        from safetensors.torch import save_file
+        from jooci.models.speaker import save_speaker_folder
 
-        tmp.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        tensors["center"] = center.center.detach().cpu().reshape(-1).contiguous()
-        save_file(tensors, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1,
-                                                     "config": to_dict(model.cfg)}, indent=1))
+        save_speaker_folder(model, tmp, center.center)
     else:
         hub.save_pretrained(model, tmp)
     if final.exists():
