@@ -1,0 +1,74 @@
+"""How much of JOOCI's result comes from what phases 1-2 taught its Other encoder? (session 7, issue 7)
+
+At demo scale an *untrained* Other encoder already holds more linear speaker and style information
+than a trained one (``benchmarks/demo.md``, session 7, Result 1: SID probe dev 89.4 against 81.1).
+So a JOOCI that beats the baseline on an Other task could owe that to the extra features of a
+second encoder rather than to its training. This script takes each demo folder's JOOCI and
+replaces its Other encoder with an untrained one: the same architecture, initialised from the
+demo's seed. Frontend and Content stay exactly as trained; in JOOCI, Content never reads the Other
+encoder. The model is evaluated on all five tasks like the demo's (``eval/jooci_untrained-other``),
+so ``jooci demo --seeds`` summaries and ``retrain_phases.py --summary`` pick the row up.
+
+Usage::
+
+    python benchmarks/untrained_other.py runs/demo4/seed-{0,1,2,3}
+    python benchmarks/retrain_phases.py runs/demo4/seed-{0,1,2,3} --name untrained-other --summary FILE.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+NAME = "untrained-other"
+
+
+def untrained_other(final: Path, out: Path, seed: int) -> Path:
+    """``final`` (a JOOCI model folder) with its Other encoder re-initialised from ``seed``, saved to ``out``."""
+    from jooci import hub
+    from jooci.models.jooci import JOOCI
+
+    if (out / "config.json").exists():
+        return out
+    model = hub.load(final)
+    if not isinstance(model, JOOCI):
+        raise ValueError(f"{final}: not a JOOCI model")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = JOOCI(model.cfg)
+    before = {k: v.clone() for k, v in model.content.state_dict().items()}
+    model.other.load_state_dict(fresh.other.state_dict())
+    assert all(torch.equal(v, model.content.state_dict()[k]) for k, v in before.items())
+    hub.save_pretrained(model, out)
+    return out
+
+
+def main() -> None:
+    from jooci.demo import TASKS
+    from jooci.superb.runner import EvalConfig, evaluate
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    for demo in args.demos:
+        corpus = demo / "corpus"
+        seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
+        model = untrained_other(demo / "pretrain" / "final", demo / "ablations" / NAME / "model", seed)
+        ev = demo / "eval" / f"jooci_{NAME}"
+        t0 = time.perf_counter()
+        if not (ev / "results.json").exists():
+            evaluate(str(model), corpus, TASKS, ev, EvalConfig(seed=seed, cache_dir=str(demo / "eval" / "cache"),
+                                                               device="cpu"))
+        tasks = json.loads((ev / "results.json").read_text())["tasks"]
+        print(json.dumps({"demo": str(demo), "seconds": round(time.perf_counter() - t0, 1),
+                          "test": {t: tasks[t]["value"] for t in TASKS if t in tasks},
+                          "dev": {t: tasks[t]["dev_value"] for t in TASKS if t in tasks}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
