@@ -29,22 +29,9 @@ NAME = "untrained-other"
 
 def untrained_other(final: Path, out: Path, seed: int) -> Path:
     """``final`` (a JOOCI model folder) with its Other encoder re-initialised from ``seed``, saved to ``out``."""
-    from jooci import hub
-    from jooci.models.jooci import JOOCI
+    from jooci.demo import untrained_other_twin
 
-    if (out / "config.json").exists():
-        return out
-    model = hub.load(final)
-    if not isinstance(model, JOOCI):
-        raise ValueError(f"{final}: not a JOOCI model")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = JOOCI(model.cfg)
-    before = {k: v.clone() for k, v in model.content.state_dict().items()}
-    model.other.load_state_dict(fresh.other.state_dict())
-    assert all(torch.equal(v, model.content.state_dict()[k]) for k, v in before.items())
-    hub.save_pretrained(model, out)
-    return out
+    return untrained_other_twin(final, out, seed)
 
 
 def main() -> None:

@@ -17,15 +17,17 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
     report = (out / "report" / "report.md").read_text()
     for png in ("layer_weights.png", "layerwise.png", "training_curves.png"):
         assert (out / "report" / png).stat().st_size > 1000
-    for model in ("fbank", "baseline", "jooci"):
+    for model in ("fbank", "baseline", "jooci", "jooci_untrained-other"):
         doc = json.loads((out / "eval" / model / "results.json").read_text())
         assert set(doc["tasks"]) == {"pr", "asr", "sid", "asv", "er"}
-        assert f"| {model} |" in report
+        assert f"| {model.replace('_', ' ')} |" in report
     assert "JOOCI" in report.split("\n")[2]  # the verdict paragraph
     speaker = json.loads((out / "eval" / "verify.json").read_text())
     assert [r["source"] for r in speaker] == ["log-mel mean + std (no learning)",
                                               "untrained teacher (same architecture, no training)",
-                                              "RDINO teacher", "jooci Other embedding"]
+                                              "RDINO teacher", "jooci Other embedding",
+                                              "jooci untrained-other Other embedding"]
+    assert "Control: the same JOOCI with its Other encoder untrained" in report
     assert (out / "eval" / "untrained-teacher" / "model.safetensors").is_file()
     assert "Against an untrained network of its own architecture" in report
     assert all(0 <= r["eer"] <= 100 for r in speaker) and "## Where the speaker information is" in report
@@ -87,6 +89,28 @@ def test_verdict_uses_the_paired_bootstrap_when_items_exist():
                     "baseline": _doc({"pr": 10, "asr": 90, "sid": 75, "asv": 50, "er": 50}, right)})
     assert "did not beat" in text and "no clear difference: PR, ASR, SID, ASV, ER" in text
     assert "ER +0.5 [" in text
+
+
+def test_verdict_credits_the_other_encoders_training_only_where_jooci_beats_the_control():
+    """The control (JOOCI with its Other encoder untrained): a win over the baseline that the control
+    matches is not credited to phases 1-2; one that JOOCI also wins against the control is."""
+    from jooci.demo import CONTROL, verdict
+
+    n = 200
+    base = {"pr": [[1, 10]] * n, "asr": [[9, 10]] * n, "sid": [1] * 100 + [0] * 100,
+            "er": [1] * 100 + [0] * 100, "asv": [[i / n, i % 2] for i in range(n)]}
+    values = {"pr": 10, "asr": 90, "sid": 50, "asv": 50, "er": 50}
+    jooci = dict(base, sid=[1] * 160 + [0] * 40, er=[1] * 160 + [0] * 40)  # wins SID and ER by 30 points
+    control = dict(base, er=[1] * 160 + [0] * 40)  # the untrained Other encoder gives ER as well, not SID
+    docs = {"jooci": _doc(dict(values, sid=80, er=80), jooci), "baseline": _doc(values, base),
+            CONTROL: _doc(dict(values, er=80), control)}
+    text = verdict(docs)
+    assert "JOOCI better: SID, ER" in text
+    assert "JOOCI beats it on SID +30.0; not on ASV +0.0, ER +0.0." in text
+    assert "win over the baseline on ER is not shown to come from what phases 1–2 taught" in text
+    assert "Its win on SID beats the control too" in text
+    del docs[CONTROL]
+    assert "Control" not in verdict(docs)
 
 
 def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):

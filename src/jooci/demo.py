@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
                         "(phase 1's steps on top of the equal budget)",
                         ["schedule.freeze_content_phase1=false", "schedule.freeze_frontend_phase1=false"]),
 }
+
+# The control row: the demo's JOOCI with its Other encoder untrained (docs/method.md T29).
+CONTROL = "jooci untrained-other"
 
 TASKS = ("pr", "asr", "sid", "asv", "er")
 CONTENT_TASKS, OTHER_TASKS = ("pr", "asr"), ("sid", "asv", "er")
@@ -83,8 +87,8 @@ def estimate_seconds(cfg, minutes: float, ablations: int) -> dict[str, float]:
     out = {"corpus": audio * r["corpus"], "pretrain": pretrain}
     if ablations:
         out["ablations"] = ablations * joint
-    out["evaluate"] = (3 + ablations) * audio * r["evaluate/model"]
-    out["speaker check"] = (2 + 1 + ablations) * audio * r["verify/source"]
+    out["evaluate"] = (4 + ablations) * audio * r["evaluate/model"]  # fbank, baseline, jooci, the control
+    out["speaker check"] = (3 + 2 + ablations) * audio * r["verify/source"]
     out["report"] = r["report"]
     return {k: round(v, 1) for k, v in out.items()}
 
@@ -180,6 +184,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
                       **({"threads": threads, "head_threads": threads} if threads else {}))
 
     def evaluate_all() -> dict[str, Path]:
+        models[CONTROL] = untrained_other_twin(pre / "final", pre / "untrained-other", seed)
         runs = {}
         for label, model in models.items():
             folder = out / "eval" / label.replace(" ", "_")
@@ -212,6 +217,29 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
 
 
 UNTRAINED = "untrained teacher (same architecture, no training)"
+
+
+def untrained_other_twin(final: Path, out: Path, seed: int) -> Path:
+    """The control: the JOOCI model in ``final`` with its Other encoder untrained (initialised from
+    ``seed``), saved to ``out`` (kept when it is already there for the same ``final``)."""
+    from jooci import hub
+    from jooci.models.jooci import JOOCI, with_untrained_other
+
+    mark = {"from": str(final), "fingerprint": _fingerprint(str(final)), "seed": seed}
+    if (out / "model.safetensors").is_file() and (out / "untrained-other.json").is_file() \
+            and json.loads((out / "untrained-other.json").read_text()) == mark:
+        return out
+    model = hub.load(final)
+    if not isinstance(model, JOOCI):
+        raise ValueError(f"{final}: not a JOOCI model")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    hub.save_pretrained(with_untrained_other(model, seed), tmp)
+    (tmp / "untrained-other.json").write_text(json.dumps(mark, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
 
 
 def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Path], device: str,
@@ -484,7 +512,38 @@ def verdict(docs: dict[str, dict[str, Any]]) -> str:
     else:
         how = "Bare point values (these results carry no per-item records): differences of a point or two are noise."
     return (f"{head} JOOCI better: {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; "
-            f"no clear difference: {', '.join(same) or 'none'}. {how}")
+            f"no clear difference: {', '.join(same) or 'none'}. {how}" + _control_reading(docs, better))
+
+
+def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
+    """Sentences on the control (``CONTROL``: the same JOOCI with its Other encoder untrained): on
+    which Other tasks JOOCI beats it, and so which of the tasks won against the baseline its Other
+    encoder's training earned. Empty without the control's results."""
+    from jooci.superb.report import compare
+
+    if CONTROL not in docs:
+        return ""
+    better, rest = [], []
+    for task in OTHER_TASKS:
+        j, c = docs["jooci"].get("tasks", {}).get(task), docs[CONTROL].get("tasks", {}).get(task)
+        if not j or not c:
+            continue
+        d = compare(j, c)
+        if d is None:
+            return ""  # no per-item records: no paired verdict to read
+        (better if d["verdict"] == "better" else rest).append(f"{task.upper()} {d['difference']:+.1f}")
+    earned = [t for t in won if any(b.startswith(t + " ") for b in better)]
+    unearned = [t for t in won if t in {o.upper() for o in OTHER_TASKS} and t not in earned]
+    out = (" Control: the same JOOCI with its Other encoder untrained (a second encoder's features without "
+           f"its training). JOOCI beats it on {', '.join(better) or 'no Other task'}"
+           + (f"; not on {', '.join(rest)}" if rest else "") + ".")
+    if unearned:
+        out += (f" So JOOCI's win over the baseline on {', '.join(unearned)} is not shown to come from what phases "
+                "1–2 taught the Other encoder: an untrained one gives the downstream about as much "
+                "(docs/method.md T29).")
+    if earned:
+        out += f" Its win on {', '.join(earned)} beats the control too: the Other encoder's training earned it."
+    return out
 
 
 def plot_training_curves(pre: Path, path: Path) -> Path:

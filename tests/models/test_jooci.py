@@ -213,3 +213,25 @@ def test_append_gradient_ablation_lets_other_losses_reach_content():
         grads = [p.grad for p in model.content.parameters()]
         got = any(g is not None and bool(g.abs().sum() > 0) for g in grads)
         assert got == reaches
+
+
+def test_with_untrained_other_resets_only_the_other_encoder_from_its_seed():
+    """The evaluation control: Other back to an initialisation of the seed, everything else untouched."""
+    from jooci.models.jooci import JOOCI, jooci_config, with_untrained_other
+
+    torch.manual_seed(5)
+    trained = JOOCI(jooci_config("tiny"))
+    with torch.no_grad():
+        for p in trained.other.parameters():
+            p.add_(1.0)  # stands in for training
+    before = {k: v.clone() for k, v in trained.named_parameters()}
+    state = torch.random.get_rng_state()
+    model = with_untrained_other(trained, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    after = model.state_dict()
+    for k, v in before.items():  # every parameter was moved: only the Other encoder's go back
+        assert torch.equal(after[k], v) == (not k.startswith("other.")), k
+    again = with_untrained_other(JOOCI(jooci_config("tiny")), seed=0).other.state_dict()
+    other = with_untrained_other(JOOCI(jooci_config("tiny")), seed=1).other.state_dict()
+    w = next(k for k, v in again.items() if v.dim() > 1)
+    assert torch.equal(again[w], after["other." + w]) and not torch.equal(other[w], again[w])

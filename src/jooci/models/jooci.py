@@ -230,6 +230,20 @@ class JOOCI(Pretrained, nn.Module):
         return {"frontend": self.frontend, "content": self.content, "other": self.other}
 
 
+def with_untrained_other(model: JOOCI, seed: int) -> JOOCI:
+    """``model`` with its Other encoder re-initialised from ``seed`` (in place; returned).
+
+    A control for evaluations: frontend and Content are untouched (Content never reads the Other
+    encoder), so the difference from the trained model is what training taught the Other
+    encoder, apart from the features a second encoder adds by being there (docs/method.md T29).
+    The caller's random stream is not consumed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = OtherEncoder(model.cfg.other)
+    model.other.load_state_dict(fresh.state_dict())
+    return model
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
