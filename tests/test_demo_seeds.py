@@ -89,6 +89,32 @@ def test_summary_counts_wins_per_seed_and_averages(tmp_path):
     assert seed_verdict(one).startswith("**One seed: no verdict over seeds**")
 
 
+def test_summary_reads_the_control_over_the_seeds(tmp_path):
+    """JOOCI wins ER and SID against the baseline in every seed; the control (JOOCI with its Other
+    encoder untrained) matches it on ER but not on SID: only SID is credited to the training."""
+    from jooci.demo import CONTROL
+    from jooci.demo_seeds import write_seed_summary
+
+    folders = {}
+    for seed in (0, 1, 2):
+        folders[seed] = tmp_path / f"seed-{seed}"
+        models = _seed(160 + seed, 140 + seed)
+        models[CONTROL.replace(" ", "_")] = dict(models["baseline"], er=140 + seed)
+        _write_seed(folders[seed], models)
+    text = write_seed_summary(tmp_path, folders).read_text()
+    table = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert table["control"]["er"]["verdict"] == "same" and table["control"]["sid"]["verdict"] == "better"
+    assert table["control"]["er"]["mean"] == pytest.approx(0.0)
+    assert "**Control** — JOOCI against the same JOOCI with its Other encoder untrained" in text
+    assert "ER +0.0 [+0.0, +0.0] within noise" in text
+    assert "The win over the baseline on ER is not shown to come from what phases 1–2 taught" in text
+    assert "The win on SID beats the control too" in text
+    assert "## JOOCI − control over the seeds" in text
+    # without the control in every seed there is no such reading
+    (folders[2] / "eval" / CONTROL.replace(" ", "_") / "results.json").unlink()
+    assert "Control" not in write_seed_summary(tmp_path, folders).read_text()
+
+
 def test_pooled_interval_resamples_each_seed_within_itself():
     from jooci.demo_seeds import seed_table
 

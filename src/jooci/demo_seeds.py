@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jooci.demo import CONTENT_TASKS, OTHER_TASKS, TASKS, _duration, run_demo
+from jooci.demo import CONTENT_TASKS, CONTROL, OTHER_TASKS, TASKS, _duration, run_demo
 from jooci.superb.metrics import METRICS, seed_interval, stratified_paired_bootstrap
 
 SIGN = {"better": "b", "worse": "w", "same": "·"}
@@ -72,9 +72,8 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
     holds each seed's paired-bootstrap verdict (None for results without per-item records),
     ``interval`` the 95 % t-interval of the mean over the seeds and ``verdict`` what it says
     (both None for one seed), and ``pooled`` the stratified test-sampling interval of the mean
-    ({"low", "high"}; None when a seed has no per-item records)."""
-    from jooci.superb.report import compare, interval_verdict
-
+    ({"low", "high"}; None when a seed has no per-item records). With the demo's control in every
+    seed (``CONTROL``), ``control`` holds the same entries for JOOCI − the control."""
     seeds = sorted(docs)
     labels = [x for x in docs[seeds[0]] if all(x in docs[s] for s in seeds)]
     models: dict[str, dict[str, Any]] = {}
@@ -86,22 +85,33 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
                 continue
             models[label][task] = {"values": values, "mean": statistics.fmean(values),
                                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+    out = {"seeds": seeds, "models": models, "differences": differences(docs, "jooci", "baseline")}
+    if all(CONTROL in docs[s] for s in seeds):
+        out["control"] = differences(docs, "jooci", CONTROL)
+    return out
+
+
+def differences(docs: dict[int, dict[str, dict]], a: str, b: str) -> dict[str, Any]:
+    """Per task: model ``a`` − model ``b`` over the seeds (the entries :func:`seed_table` documents)."""
+    from jooci.superb.report import compare, interval_verdict
+
+    seeds = sorted(docs)
     diffs: dict[str, Any] = {}
     for task in TASKS:
-        pairs = [(docs[s]["jooci"]["tasks"].get(task), docs[s]["baseline"]["tasks"].get(task)) for s in seeds]
-        if any(j is None or b is None for j, b in pairs):
+        pairs = [(docs[s][a]["tasks"].get(task), docs[s][b]["tasks"].get(task)) for s in seeds]
+        if any(j is None or r is None for j, r in pairs):
             continue
         values, verdicts = [], []
-        for j, b in pairs:
-            c = compare(j, b)
-            values.append(j["value"] - b["value"])
+        for j, r in pairs:
+            c = compare(j, r)
+            values.append(j["value"] - r["value"])
             verdicts.append(c["verdict"] if c else None)
         metric = pairs[0][0]["metric"]
         higher = METRICS[metric][0]
         interval = seed_interval(values) if len(values) > 1 else None
-        items = [((j.get("extra") or {}).get("items"), (b.get("extra") or {}).get("items")) for j, b in pairs]
+        items = [((j.get("extra") or {}).get("items"), (r.get("extra") or {}).get("items")) for j, r in pairs]
         pooled = None
-        if all(a is not None and b is not None for a, b in items):
+        if all(x is not None and y is not None for x, y in items):
             p = stratified_paired_bootstrap(metric, items)
             pooled = {"low": p["low"], "high": p["high"]}
         diffs[task] = {"values": values, "verdicts": verdicts, "higher_is_better": higher,
@@ -111,7 +121,7 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
                        "interval": list(interval) if interval else None,
                        "verdict": interval_verdict(*interval, higher) if interval else None,
                        "pooled": pooled}
-    return {"seeds": seeds, "models": models, "differences": diffs}
+    return diffs
 
 
 def seed_verdict(table: dict[str, Any]) -> str:
@@ -149,7 +159,31 @@ def seed_verdict(table: dict[str, Any]) -> str:
                      f"{d[t]['better']}, worse in {d[t]['worse']}, within noise in {d[t]['same']} of {n}")
     return (f"{head} " + "; ".join(parts) + ". The verdict over the seeds is the 95 % Student-t interval of the "
             "mean difference (in brackets): its spread is the seeds' own, so it holds the randomness of "
-            "pretraining that one seed's test-set interval leaves out.")
+            "pretraining that one seed's test-set interval leaves out." + control_verdict(table))
+
+
+def control_verdict(table: dict[str, Any]) -> str:
+    """Sentences on JOOCI − the control (JOOCI with its Other encoder untrained) over the seeds: which
+    Other tasks won against the baseline the Other encoder's training earned. Empty without the
+    control or with one seed."""
+    c, d = table.get("control"), table["differences"]
+    if not c or len(table["seeds"]) < 2:
+        return ""
+    other = [t for t in OTHER_TASKS if t in c]
+    parts = [f"{t.upper()} {c[t]['mean']:+.1f} [{c[t]['interval'][0]:+.1f}, {c[t]['interval'][1]:+.1f}] "
+             f"{c[t]['verdict'].replace('same', 'within noise')}" for t in other]
+    won = [t for t in other if d.get(t, {}).get("verdict") == "better"]
+    earned = [t.upper() for t in won if c[t]["verdict"] == "better"]
+    unearned = [t.upper() for t in won if c[t]["verdict"] != "better"]
+    out = (" **Control** — JOOCI against the same JOOCI with its Other encoder untrained, over the seeds: "
+           + "; ".join(parts) + ".")
+    if unearned:
+        out += (f" The win over the baseline on {', '.join(unearned)} is not shown to come from what phases 1–2 "
+                "taught the Other encoder: a second, untrained encoder gives the downstream about as much "
+                "(docs/method.md T29).")
+    if earned:
+        out += f" The win on {', '.join(earned)} beats the control too: the Other encoder's training earned it."
+    return out
 
 
 def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
@@ -183,6 +217,17 @@ def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
                   _span(table["differences"][t]["pooled"] and
                         [table["differences"][t]["pooled"]["low"], table["differences"][t]["pooled"]["high"]])
                   for t in tasks) + " |"]
+    if "control" in table:
+        c = table["control"]
+        lines += ["", "## JOOCI − control over the seeds", "",
+                  "The control is each seed's JOOCI with its Other encoder untrained (initialised from the seed; "
+                  "frontend and Content as trained): what a second encoder gives the downstream without its "
+                  "training. Same intervals as above.", "",
+                  "| | " + " | ".join(t.upper() for t in tasks if t in c) + " |", "|---|" + "---|" * len(c),
+                  "| mean | " + " | ".join(f"{c[t]['mean']:+.2f}" for t in tasks if t in c) + " |",
+                  "| interval over seeds | " + " | ".join(_span(c[t]["interval"]) for t in tasks if t in c) + " |",
+                  "| verdict | " + " | ".join(VERDICT_WORDS.get(c[t]["verdict"], "n/a (one seed)")
+                                             for t in tasks if t in c) + " |"]
     lines += ["", "## JOOCI − baseline per seed", "",
               "In each metric's unit; b / w / · = that seed's paired bootstrap interval says better / worse / "
               "within noise.", "", "| seed | " + " | ".join(t.upper() for t in tasks) + " |",
