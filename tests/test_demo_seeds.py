@@ -107,8 +107,8 @@ def test_summary_reads_the_control_over_the_seeds(tmp_path):
     assert table["control"]["er"]["mean"] == pytest.approx(0.0)
     assert "**Control** — JOOCI against the same JOOCI with its Other encoder untrained" in text
     assert "ER +0.0 [+0.0, +0.0] within noise" in text
-    assert "The win over the baseline on ER is not shown to come from what phases 1–2 taught" in text
-    assert "The win on SID beats the control too" in text
+    assert "JOOCI's win over the baseline on ER is not shown to come from what phases 1–2 taught" in text
+    assert "Its win on SID beats the control too" in text
     assert "## JOOCI − control over the seeds" in text
     # without the control in every seed there is no such reading
     (folders[2] / "eval" / CONTROL.replace(" ", "_") / "results.json").unlink()

@@ -517,13 +517,14 @@ def verdict(docs: dict[str, dict[str, Any]]) -> str:
 
 def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
     """Sentences on the control (``CONTROL``: the same JOOCI with its Other encoder untrained): on
-    which Other tasks JOOCI beats it, and so which of the tasks won against the baseline its Other
-    encoder's training earned. Empty without the control's results."""
+    which Other tasks JOOCI beats it (paired bootstrap), and so which of the tasks won against the
+    baseline (``won``, upper case) its Other encoder's training earned. Empty without the control's
+    results or without per-item records."""
     from jooci.superb.report import compare
 
     if CONTROL not in docs:
         return ""
-    better, rest = [], []
+    beats, rest = {}, {}
     for task in OTHER_TASKS:
         j, c = docs["jooci"].get("tasks", {}).get(task), docs[CONTROL].get("tasks", {}).get(task)
         if not j or not c:
@@ -531,15 +532,24 @@ def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
         d = compare(j, c)
         if d is None:
             return ""  # no per-item records: no paired verdict to read
-        (better if d["verdict"] == "better" else rest).append(f"{task.upper()} {d['difference']:+.1f}")
-    earned = [t for t in won if any(b.startswith(t + " ") for b in better)]
-    unearned = [t for t in won if t in {o.upper() for o in OTHER_TASKS} and t not in earned]
+        (beats if d["verdict"] == "better" else rest)[task.upper()] = d["difference"]
+
+    def named(diffs: dict[str, float]) -> str:
+        return ", ".join(f"{t} {v:+.1f}" for t, v in diffs.items())
+
     out = (" Control: the same JOOCI with its Other encoder untrained (a second encoder's features without "
-           f"its training). JOOCI beats it on {', '.join(better) or 'no Other task'}"
-           + (f"; not on {', '.join(rest)}" if rest else "") + ".")
+           f"its training). JOOCI beats it on {named(beats) or 'no Other task'}"
+           + (f"; not on {named(rest)}" if rest else "") + ".")
+    return out + credit_sentences([t for t in won if t in rest], [t for t in won if t in beats])
+
+
+def credit_sentences(unearned: list[str], earned: list[str]) -> str:
+    """What the control says about the wins over the baseline: ``unearned`` tasks the control matches,
+    ``earned`` ones JOOCI also wins against it (shared by one seed's report and the seeds summary)."""
+    out = ""
     if unearned:
         out += (f" So JOOCI's win over the baseline on {', '.join(unearned)} is not shown to come from what phases "
-                "1–2 taught the Other encoder: an untrained one gives the downstream about as much "
+                "1–2 taught the Other encoder: a second, untrained encoder gives the downstream about as much "
                 "(docs/method.md T29).")
     if earned:
         out += f" Its win on {', '.join(earned)} beats the control too: the Other encoder's training earned it."

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jooci.demo import CONTENT_TASKS, CONTROL, OTHER_TASKS, TASKS, _duration, run_demo
+from jooci.demo import CONTENT_TASKS, CONTROL, OTHER_TASKS, TASKS, _duration, credit_sentences, run_demo
 from jooci.superb.metrics import METRICS, seed_interval, stratified_paired_bootstrap
 
 SIGN = {"better": "b", "worse": "w", "same": "·"}
@@ -173,17 +173,9 @@ def control_verdict(table: dict[str, Any]) -> str:
     parts = [f"{t.upper()} {c[t]['mean']:+.1f} [{c[t]['interval'][0]:+.1f}, {c[t]['interval'][1]:+.1f}] "
              f"{c[t]['verdict'].replace('same', 'within noise')}" for t in other]
     won = [t for t in other if d.get(t, {}).get("verdict") == "better"]
-    earned = [t.upper() for t in won if c[t]["verdict"] == "better"]
-    unearned = [t.upper() for t in won if c[t]["verdict"] != "better"]
-    out = (" **Control** — JOOCI against the same JOOCI with its Other encoder untrained, over the seeds: "
-           + "; ".join(parts) + ".")
-    if unearned:
-        out += (f" The win over the baseline on {', '.join(unearned)} is not shown to come from what phases 1–2 "
-                "taught the Other encoder: a second, untrained encoder gives the downstream about as much "
-                "(docs/method.md T29).")
-    if earned:
-        out += f" The win on {', '.join(earned)} beats the control too: the Other encoder's training earned it."
-    return out
+    return (" **Control** — JOOCI against the same JOOCI with its Other encoder untrained, over the seeds: "
+            + "; ".join(parts) + "." + credit_sentences([t.upper() for t in won if c[t]["verdict"] != "better"],
+                                                        [t.upper() for t in won if c[t]["verdict"] == "better"]))
 
 
 def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
