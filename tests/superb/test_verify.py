@@ -145,3 +145,20 @@ def test_sid_probe_needs_sid_splits_and_the_cli_adds_its_column(corpus, tmp_path
     assert "SID probe acc % (test) |" in text and "|---|---|---|---|---|" in text
     row = json.loads(out.read_text())[0]
     assert row["sid_probe"] == sid_probe("fbank", corpus)
+
+
+def test_cli_untrained_reference_scores_the_architecture_from_its_seed(corpus, tiny_teacher, tiny_jooci, tmp_path):
+    """--untrained adds, after each model, the same architecture untrained (a jooci: its Other
+    encoder). The tiny teacher *is* an initialisation from seed 0, so its seed-0 reference scores
+    exactly the same and a seed-1 one does not."""
+    out = tmp_path / "v.json"
+    args = ["verify", "--model", "fbank", str(tiny_teacher), str(tiny_jooci), "--data", str(corpus), "--untrained"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["source"] for r in rows] == ["fbank", str(tiny_teacher), f"untrained {tiny_teacher} (seed 0)",
+                                           str(tiny_jooci), f"untrained {tiny_jooci} (seed 0)"]
+    assert rows[2]["eer"] == rows[1]["eer"]
+    assert main([*args, "--seed", "1", "--out", str(out)]) == 0
+    other = json.loads(out.read_text())
+    assert other[2]["source"].endswith("(seed 1)") and other[2]["eer"] != rows[1]["eer"]
+    assert other[4]["eer"] != rows[4]["eer"]  # the jooci reference follows the seed too

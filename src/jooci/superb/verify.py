@@ -282,24 +282,60 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", action="store_true",
                    help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits, "
                         "whatever --trials says)")
+    p.add_argument("--untrained", action="store_true",
+                   help="after each teacher or jooci folder, also score an untrained reference of its architecture "
+                        "(a teacher: the whole network; jooci: its Other encoder), initialised from --seed: what "
+                        "training gave it beyond random features (docs/method.md T29)")
+    p.add_argument("--seed", type=int, default=0, help="the untrained references' initialisation (default 0)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
 
+def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> str:
+    """An untrained counterpart of ``source`` (a folder ``embedder`` reads), written to ``out``: a
+    teacher folder's architecture initialised from ``seed``, or a jooci model with its Other
+    encoder so initialised (frontend and Content kept: the embedding is the Other encoder's)."""
+    from jooci import hub
+    from jooci.models.jooci import JOOCI, with_untrained_other
+    from jooci.models.speaker import untrained_speaker_folder
+
+    meta_path = Path(source) / "config.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{source}: no config.json there (a model or teacher folder)")
+    if json.loads(meta_path.read_text()).get("model_type") == "speaker":
+        return str(untrained_speaker_folder(source, out, seed=seed))
+    model = hub.load(source)
+    if not isinstance(model, JOOCI):
+        raise ValueError(f"{source}: --untrained needs a teacher or a jooci model folder")
+    hub.save_pretrained(with_untrained_other(model, seed), out)
+    return str(out)
+
+
 def run_verify_command(args: argparse.Namespace) -> int:
+    import tempfile
+
+    specs = []  # (label, source, layer)
     results, probes = [], []
+    scratch = tempfile.TemporaryDirectory(prefix="jooci-verify-")
     try:
         for spec in args.model:
             source, layer = spec, None
             if spec != "fbank" and ":" in spec and spec.rsplit(":", 1)[1].isdigit():
                 source, n = spec.rsplit(":", 1)
                 layer = int(n)
+            specs.append((spec, source, layer))
+            if args.untrained and source != "fbank":
+                ref = untrained_reference(source, Path(scratch.name) / str(len(specs)), args.seed)
+                specs.append((f"untrained {spec} (seed {args.seed})", ref, layer))
+        for spec, source, layer in specs:
             results.append(verify(source, args.data, layer=layer, device=args.device, label=spec,
                                   trials=args.trials))
             probes.append(sid_probe(source, args.data, layer=layer, device=args.device) if args.probe else None)
     except (TaskDataError, FileNotFoundError, ValueError) as e:
         print(f"jooci verify: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        scratch.cleanup()
     head = "| embedding | EER % | minDCF (p=0.01) | trials |" + (" SID probe acc % (test) |" if args.probe else "")
     print(head + "\n" + "|---" * head.count(" |") + "|")
     for r, pr in zip(results, probes):
