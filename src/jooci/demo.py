@@ -222,19 +222,15 @@ UNTRAINED = "untrained teacher (same architecture, no training)"
 def untrained_other_twin(final: Path, out: Path, seed: int) -> Path:
     """The control: the JOOCI model in ``final`` with its Other encoder untrained (initialised from
     ``seed``), saved to ``out`` (kept when it is already there for the same ``final``)."""
-    from jooci import hub
-    from jooci.models.jooci import JOOCI, with_untrained_other
+    from jooci.superb.verify import untrained_reference
 
     mark = {"from": str(final), "fingerprint": _fingerprint(str(final)), "seed": seed}
     if (out / "model.safetensors").is_file() and (out / "untrained-other.json").is_file() \
             and json.loads((out / "untrained-other.json").read_text()) == mark:
         return out
-    model = hub.load(final)
-    if not isinstance(model, JOOCI):
-        raise ValueError(f"{final}: not a JOOCI model")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    hub.save_pretrained(with_untrained_other(model, seed), tmp)
+    untrained_reference(str(final), tmp, seed)
     (tmp / "untrained-other.json").write_text(json.dumps(mark, indent=1))
     if out.exists():
         shutil.rmtree(out)
