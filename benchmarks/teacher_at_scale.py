@@ -67,9 +67,10 @@ def main() -> None:
     untrained = untrained_speaker_folder(teacher, args.out / "untrained-teacher", seed=args.seed)
     rows = {}
     for name, folder in (("teacher", teacher), ("untrained", untrained)):
-        rows[name] = {"sid": sid_probe(str(folder), args.demo_corpus),
-                      "eer_dev": verify(str(folder), args.demo_corpus, trials="dev").eer,
-                      "targets": teacher_targets(folder, args.demo_corpus, temp=cfg.losses.teacher_temp)}
+        dev = str(dist.device)
+        rows[name] = {"sid": sid_probe(str(folder), args.demo_corpus, device=dev),
+                      "eer_dev": verify(str(folder), args.demo_corpus, trials="dev", device=dev).eer,
+                      "targets": teacher_targets(folder, args.demo_corpus, temp=cfg.losses.teacher_temp, device=dev)}
     log = [json.loads(x) for x in (args.out / "teacher" / "metrics.jsonl").read_text().splitlines()]
     out = {"corpus": {"minutes": args.minutes, "speakers": args.speakers, "seed": args.corpus_seed,
                       "seconds": round(t_corpus, 1)},

@@ -109,6 +109,11 @@ def test_verdict_credits_the_other_encoders_training_only_where_jooci_beats_the_
     assert "JOOCI beats it on SID +30.0; not on ASV +0.0, ER +0.0." in text
     assert "win over the baseline on ER is not shown to come from what phases 1–2 taught" in text
     assert "Its win on SID beats the control too" in text
+    # a control better than JOOCI is said so, not read as "about as much"
+    worse = dict(docs, **{CONTROL: _doc(dict(values, er=80, asv=50), dict(control, sid=[1] * 190 + [0] * 10))})
+    text = verdict(worse)
+    assert "JOOCI beats it on no Other task; not on ASV +0.0, ER +0.0, SID -15.0." in text
+    assert "On SID the untrained control is better than JOOCI" in text
     del docs[CONTROL]
     assert "Control" not in verdict(docs)
 
@@ -202,6 +207,8 @@ def test_speaker_reading_says_what_the_teachers_training_gave_it():
     assert "helped a linear head" in reading(10.6, 11.1, 90.0, 78.0)
     nothing = reading(10.6, 11.1, 80.0, 78.0)
     assert "gave it nothing measurable about speakers" in nothing
+    assert "left it worse than the untrained network" in reading(13.0, 11.1, 80.0, 78.0)
+    assert "left it worse than the untrained network" in reading(10.6, 11.1, 70.0, 78.0)
     # without the reference row there is no such sentence
     assert "untrained" not in speaker_reading([{"source": "log-mel mean + std (no learning)", "eer": 15.0},
                                                {"source": "RDINO teacher", "eer": 8.0}])[0]

@@ -184,7 +184,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
                       **({"threads": threads, "head_threads": threads} if threads else {}))
 
     def evaluate_all() -> dict[str, Path]:
-        models[CONTROL] = untrained_other_twin(pre / "final", pre / "untrained-other", seed)
+        models[CONTROL] = untrained_other_twin(pre / "final", pre / "untrained-other", cfg.run.seed)
         runs = {}
         for label, model in models.items():
             folder = out / "eval" / label.replace(" ", "_")
@@ -297,7 +297,7 @@ def speaker_section(rows: list[dict], mel_frontend: bool = True) -> list[str]:
            "speaker information over; a teacher no better than the log-mel statistics has little to give. "
            "The last column is a linear SID probe on the same embedding (seen speakers, a trained head, "
            "C chosen on the SID dev split; `jooci verify --probe`). The untrained teacher (the teacher's "
-           "architecture and seed, no training) shows what the teacher's training gave it.",
+           "architecture initialised from the run's seed, no training) shows what the teacher's training gave it.",
            "", "| embedding | EER % ↓ | minDCF (p=0.01) ↓ | SID probe acc % ↑ |", "|---|---|---|---|"]
     out += [f"| {r['source']} | {r['eer']:.2f} | {r['min_dcf'].get('0.01', float('nan')):.3f} | "
             f"{_fmt_probe(r)} |" for r in rows]
@@ -390,6 +390,9 @@ def _training_gain(rows: list[dict]) -> list[str]:
                 "(docs/method.md T29)."]
     if probe_gain:
         return [head + "helped a linear head on the seen speakers but not cosine scoring of unseen ones."]
+    if e_t - e_u >= _EER_MARGIN or (probe_gain is False and p_u - p_t >= _PROBE_MARGIN):
+        return [head + "left it worse than the untrained network on at least one of the two: at this scale the "
+                "teacher has nothing of its own to pass on (docs/method.md T29)."]
     return [head + "gave it nothing measurable about speakers: at this scale the teacher has nothing of its own "
             "to pass on (docs/method.md T29)."]
 
@@ -520,7 +523,7 @@ def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
 
     if CONTROL not in docs:
         return ""
-    beats, rest = {}, {}
+    beats, rest, behind = {}, {}, {}
     for task in OTHER_TASKS:
         j, c = docs["jooci"].get("tasks", {}).get(task), docs[CONTROL].get("tasks", {}).get(task)
         if not j or not c:
@@ -528,7 +531,8 @@ def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
         d = compare(j, c)
         if d is None:
             return ""  # no per-item records: no paired verdict to read
-        (beats if d["verdict"] == "better" else rest)[task.upper()] = d["difference"]
+        {"better": beats, "same": rest, "worse": behind}[d["verdict"]][task.upper()] = d["difference"]
+    rest.update(behind)
 
     def named(diffs: dict[str, float]) -> str:
         return ", ".join(f"{t} {v:+.1f}" for t, v in diffs.items())
@@ -536,13 +540,17 @@ def _control_reading(docs: dict[str, dict[str, Any]], won: list[str]) -> str:
     out = (" Control: the same JOOCI with its Other encoder untrained (a second encoder's features without "
            f"its training). JOOCI beats it on {named(beats) or 'no Other task'}"
            + (f"; not on {named(rest)}" if rest else "") + ".")
-    return out + credit_sentences([t for t in won if t in rest], [t for t in won if t in beats])
+    return out + credit_sentences([t for t in won if t in rest], [t for t in won if t in beats], list(behind))
 
 
-def credit_sentences(unearned: list[str], earned: list[str]) -> str:
-    """What the control says about the wins over the baseline: ``unearned`` tasks the control matches,
-    ``earned`` ones JOOCI also wins against it (shared by one seed's report and the seeds summary)."""
+def credit_sentences(unearned: list[str], earned: list[str], behind: list[str] = ()) -> str:
+    """What the control says about the wins over the baseline: ``unearned`` tasks the control matches
+    or beats, ``earned`` ones JOOCI also wins against it; ``behind``: Other tasks where the control
+    is better than JOOCI (shared by one seed's report and the seeds summary)."""
     out = ""
+    if behind:
+        out += (f" On {', '.join(behind)} the untrained control is better than JOOCI: training the Other encoder "
+                "removed information its random features gave the downstream.")
     if unearned:
         out += (f" So JOOCI's win over the baseline on {', '.join(unearned)} is not shown to come from what phases "
                 "1–2 taught the Other encoder: a second, untrained encoder gives the downstream about as much "

@@ -175,7 +175,8 @@ def control_verdict(table: dict[str, Any]) -> str:
     won = [t for t in other if d.get(t, {}).get("verdict") == "better"]
     return (" **Control** — JOOCI against the same JOOCI with its Other encoder untrained, over the seeds: "
             + "; ".join(parts) + "." + credit_sentences([t.upper() for t in won if c[t]["verdict"] != "better"],
-                                                        [t.upper() for t in won if c[t]["verdict"] == "better"]))
+                                                        [t.upper() for t in won if c[t]["verdict"] == "better"],
+                                                        [t.upper() for t in other if c[t]["verdict"] == "worse"]))
 
 
 def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
@@ -211,15 +212,16 @@ def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
                   for t in tasks) + " |"]
     if "control" in table:
         c = table["control"]
+        ctasks = [t for t in tasks if t in c]
         lines += ["", "## JOOCI − control over the seeds", "",
                   "The control is each seed's JOOCI with its Other encoder untrained (initialised from the seed; "
                   "frontend and Content as trained): what a second encoder gives the downstream without its "
                   "training. Same intervals as above.", "",
-                  "| | " + " | ".join(t.upper() for t in tasks if t in c) + " |", "|---|" + "---|" * len(c),
-                  "| mean | " + " | ".join(f"{c[t]['mean']:+.2f}" for t in tasks if t in c) + " |",
-                  "| interval over seeds | " + " | ".join(_span(c[t]["interval"]) for t in tasks if t in c) + " |",
+                  "| | " + " | ".join(t.upper() for t in ctasks) + " |", "|---|" + "---|" * len(ctasks),
+                  "| mean | " + " | ".join(f"{c[t]['mean']:+.2f}" for t in ctasks) + " |",
+                  "| interval over seeds | " + " | ".join(_span(c[t]["interval"]) for t in ctasks) + " |",
                   "| verdict | " + " | ".join(VERDICT_WORDS.get(c[t]["verdict"], "n/a (one seed)")
-                                             for t in tasks if t in c) + " |"]
+                                             for t in ctasks) + " |"]
     lines += ["", "## JOOCI − baseline per seed", "",
               "In each metric's unit; b / w / · = that seed's paired bootstrap interval says better / worse / "
               "within noise.", "", "| seed | " + " | ".join(t.upper() for t in tasks) + " |",

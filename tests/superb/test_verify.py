@@ -162,3 +162,17 @@ def test_cli_untrained_reference_scores_the_architecture_from_its_seed(corpus, t
     other = json.loads(out.read_text())
     assert other[2]["source"].endswith("(seed 1)") and other[2]["eer"] != rows[1]["eer"]
     assert other[4]["eer"] != rows[4]["eer"]  # the jooci reference follows the seed too
+
+
+def test_cli_untrained_refuses_folders_without_a_reference_in_words(corpus, tmp_path, capsys):
+    from jooci import hub
+    from jooci.models import HuBERTBaseline, baseline_config
+
+    hub.save_pretrained(HuBERTBaseline(baseline_config("tiny")), tmp_path / "baseline")
+    assert main(["verify", "--model", str(tmp_path / "baseline"), "--data", str(corpus), "--untrained"]) == 2
+    assert "a hubert_baseline folder has no untrained reference" in capsys.readouterr().err
+    broken = tmp_path / "teacher"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "speaker"}))  # no "config" section
+    assert main(["verify", "--model", str(broken), "--data", str(corpus), "--untrained"]) == 2
+    assert "needs model_type 'speaker' and a 'config' section" in capsys.readouterr().err

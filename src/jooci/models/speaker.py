@@ -162,7 +162,8 @@ def save_speaker_folder(model: SpeakerModel, folder: str | os.PathLike, center: 
 
 
 def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, seed: int = 0):
-    """An untrained teacher of ``like``'s architecture (a teacher folder), initialised from ``seed``,
+    """An untrained teacher of ``like``'s architecture (a teacher folder), initialised from ``seed``
+    (not the teacher phase's own initialisation, which seeds each rank differently),
     written to ``out`` (kept if it is already there with that architecture and seed). The
     reference that says how much a teacher's training gave it: a randomly initialised network
     already separates speakers by their spectra. Returns ``out`` as a Path.
@@ -177,8 +178,9 @@ def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, se
 
     like, out = Path(like), Path(out)
     meta = json.loads((like / "config.json").read_text())
-    if meta.get("model_type") != "speaker":
-        raise ValueError(f"{like}: not a speaker (teacher) model folder")
+    if meta.get("model_type") != "speaker" or not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{like}: not a speaker (teacher) model folder (config.json needs model_type "
+                         "'speaker' and a 'config' section)")
     cfg = config_from_dict(SpeakerConfig, meta["config"])
     mark = out / "untrained.json"
     want = {"like": str(like), "seed": seed, "config": config_to_dict(cfg)}

@@ -283,9 +283,9 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
                    help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits, "
                         "whatever --trials says)")
     p.add_argument("--untrained", action="store_true",
-                   help="after each teacher or jooci folder, also score an untrained reference of its architecture "
-                        "(a teacher: the whole network; jooci: its Other encoder), initialised from --seed: what "
-                        "training gave it beyond random features (docs/method.md T29)")
+                   help="after each model, also score an untrained reference of its architecture (a teacher: the "
+                        "whole network; jooci: its Other encoder), initialised from --seed: what training gave it "
+                        "beyond random features (docs/method.md T29); only teacher and jooci folders have one")
     p.add_argument("--seed", type=int, default=0, help="the untrained references' initialisation (default 0)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -302,17 +302,21 @@ def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> s
     meta_path = Path(source) / "config.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{source}: no config.json there (a model or teacher folder)")
-    if json.loads(meta_path.read_text()).get("model_type") == "speaker":
+    kind = json.loads(meta_path.read_text()).get("model_type")
+    if kind == "speaker":
         return str(untrained_speaker_folder(source, out, seed=seed))
+    if kind != JOOCI.model_type:
+        raise ValueError(f"{source}: a {kind or 'untyped'} folder has no untrained reference "
+                         "(--untrained needs a teacher or a jooci model folder)")
     model = hub.load(source)
-    if not isinstance(model, JOOCI):
-        raise ValueError(f"{source}: --untrained needs a teacher or a jooci model folder")
     hub.save_pretrained(with_untrained_other(model, seed), out)
     return str(out)
 
 
 def run_verify_command(args: argparse.Namespace) -> int:
     import tempfile
+
+    from jooci.hub import CheckpointError
 
     specs = []  # (label, source, layer)
     results, probes = [], []
@@ -331,7 +335,7 @@ def run_verify_command(args: argparse.Namespace) -> int:
             results.append(verify(source, args.data, layer=layer, device=args.device, label=spec,
                                   trials=args.trials))
             probes.append(sid_probe(source, args.data, layer=layer, device=args.device) if args.probe else None)
-    except (TaskDataError, FileNotFoundError, ValueError) as e:
+    except (TaskDataError, FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"jooci verify: error: {e}", file=sys.stderr)
         return 2
     finally:
