@@ -428,8 +428,10 @@ def write_demo_report(out: Path, runs: dict[str, Path], cfg, pre: Path, stage_ti
              "is a few global voice settings on clean, alike recordings, which utterance-level log-mel "
              "statistics nearly capture (see the fbank row's SID): SID and ASV can show the Other stream "
              "only where its teacher knows more about speakers than those statistics, which a teacher of "
-             "a few hundred CPU steps barely does (benchmarks/demo.md, session 5). Speaking style is where "
-             "the Other stream adds most here. One run is one draw of corpus and initialisation; "
+             "a few hundred CPU steps barely does (benchmarks/demo.md, sessions 5 and 7). Speaking style is "
+             "where the Other stream adds most here, but random features of log-mel carry much of it too: "
+             "the control row (the same JOOCI with its Other encoder untrained) shows how much of any lead "
+             "needs no training at all. One run is one draw of corpus and initialisation; "
              "`jooci demo --seeds 0 1 2 3` gives a verdict over seeds."]
     (rdir / "report.md").write_text("\n".join(lines) + "\n")
     return rdir / "report.md"
