@@ -181,7 +181,7 @@ def control_verdict(table: dict[str, Any]) -> str:
 
 def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
     """``out/report/report.md`` (+ ``summary.json``, ``seeds.png``) across the seeds' demos."""
-    from jooci.superb.report import TASK_TITLES, VERDICT_WORDS
+    from jooci.superb.report import TASK_TITLES
 
     docs = {s: _load(f) for s, f in folders.items()}
     table = seed_table(docs)
@@ -201,27 +201,14 @@ def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
               "Mean of the per-seed differences, in each metric's unit, with two 95 % intervals: over the seeds "
               "(Student t; the verdict) and over the test items with pretraining held fixed (each seed's items "
               "resampled within that seed).", "",
-              "| | " + " | ".join(t.upper() for t in tasks) + " |", "|---|" + "---|" * len(tasks),
-              "| mean | " + " | ".join(f"{table['differences'][t]['mean']:+.2f}" for t in tasks) + " |",
-              "| interval over seeds | " + " | ".join(_span(table["differences"][t]["interval"]) for t in tasks) + " |",
-              "| verdict | " + " | ".join(VERDICT_WORDS.get(table["differences"][t]["verdict"], "n/a (one seed)")
-                                         for t in tasks) + " |",
-              "| test-sampling interval | " + " | ".join(
-                  _span(table["differences"][t]["pooled"] and
-                        [table["differences"][t]["pooled"]["low"], table["differences"][t]["pooled"]["high"]])
-                  for t in tasks) + " |"]
+              *_difference_table(table["differences"], tasks)]
     if "control" in table:
         c = table["control"]
-        ctasks = [t for t in tasks if t in c]
         lines += ["", "## JOOCI − control over the seeds", "",
                   "The control is each seed's JOOCI with its Other encoder untrained (initialised from the seed; "
                   "frontend and Content as trained): what a second encoder gives the downstream without its "
                   "training. Same intervals as above.", "",
-                  "| | " + " | ".join(t.upper() for t in ctasks) + " |", "|---|" + "---|" * len(ctasks),
-                  "| mean | " + " | ".join(f"{c[t]['mean']:+.2f}" for t in ctasks) + " |",
-                  "| interval over seeds | " + " | ".join(_span(c[t]["interval"]) for t in ctasks) + " |",
-                  "| verdict | " + " | ".join(VERDICT_WORDS.get(c[t]["verdict"], "n/a (one seed)")
-                                             for t in ctasks) + " |"]
+                  *_difference_table(c, [t for t in tasks if t in c])]
     lines += ["", "## JOOCI − baseline per seed", "",
               "In each metric's unit; b / w / · = that seed's paired bootstrap interval says better / worse / "
               "within noise.", "", "| seed | " + " | ".join(t.upper() for t in tasks) + " |",
@@ -240,6 +227,21 @@ def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
           f"(../{(folders[s] / 'report' / 'report.md').relative_to(out)})" for s in seeds], ""]
     (rdir / "report.md").write_text("\n".join(lines) + "\n")
     return rdir / "report.md"
+
+
+def _difference_table(diffs: dict[str, Any], tasks: list[str]) -> list[str]:
+    """Markdown rows of a differences table (``differences``' entries): mean, the interval over the
+    seeds, its verdict and the test-sampling interval, one column per task."""
+    from jooci.superb.report import VERDICT_WORDS
+
+    def row(name: str, cell) -> str:
+        return f"| {name} | " + " | ".join(cell(diffs[t]) for t in tasks) + " |"
+
+    return ["| | " + " | ".join(t.upper() for t in tasks) + " |", "|---|" + "---|" * len(tasks),
+            row("mean", lambda d: f"{d['mean']:+.2f}"),
+            row("interval over seeds", lambda d: _span(d["interval"])),
+            row("verdict", lambda d: VERDICT_WORDS.get(d["verdict"], "n/a (one seed)")),
+            row("test-sampling interval", lambda d: _span(d["pooled"] and [d["pooled"]["low"], d["pooled"]["high"]]))]
 
 
 def _span(interval: list[float] | None) -> str:
