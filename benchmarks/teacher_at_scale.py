@@ -10,6 +10,12 @@ network of its architecture: SID probe, dev-trial EER, DINO targets. A teacher t
 the untrained one can enter JOOCI through ``run.teacher_init``, e.g. via
 ``benchmarks/retrain_phases.py ... --set run.teacher_init=OUT/teacher/final``.
 
+``--exclude-voices-of CORPUS ...`` drops every teacher-corpus speaker whose espeak voice (accent and
+variant, JOOCI-synth's voice quality) is also a voice of one of those corpora, so the teacher never
+hears a demo speaker's voice, not even with another pitch and rate: as VoxCeleb's speakers are not
+LibriSpeech's. Without it, about 60 % of a demo corpus's voices are in a 200-speaker teacher corpus
+(session 8).
+
 Usage (a GPU machine; ``--workers`` feeds it from DataLoader processes)::
 
     python benchmarks/teacher_at_scale.py --out runs/teacher-scale --demo-corpus runs/demo/corpus \\
@@ -24,6 +30,29 @@ import time
 from pathlib import Path
 
 SPLITS = ["pretrain.jsonl", "train.jsonl", "dev.jsonl", "test.jsonl", "heldout_dev.jsonl"]
+
+
+def voices(corpus: Path) -> set[tuple[str, str]]:
+    """The (accent, variant) pairs of a JOOCI-synth corpus's speakers, held-out ones included."""
+    return {(s["accent"], s["variant"]) for s in json.loads((corpus / "speakers.json").read_text())}
+
+
+def disjoint_manifests(corpus: Path, others: list[Path]) -> tuple[list[str], dict]:
+    """Write ``disjoint-<split>`` manifests into ``corpus`` without the speakers whose voice is a
+    voice of ``others``; returns their names and what was kept."""
+    from jooci.data.manifest import read_manifest, write_manifest
+
+    excluded = set().union(*(voices(c) for c in others))
+    speakers = json.loads((corpus / "speakers.json").read_text())
+    keep = {s["id"] for s in speakers if (s["accent"], s["variant"]) not in excluded}
+    names, seconds = [], 0.0
+    for split in SPLITS:
+        utts = [u for u in read_manifest(corpus / split, check_files=False) if u.speaker in keep]
+        seconds += sum(u.num_samples for u in utts) / 16000
+        names.append(f"disjoint-{split}")
+        write_manifest(utts, corpus / names[-1])
+    return names, {"speakers": len(keep), "of": len(speakers), "minutes": round(seconds / 60, 1),
+                   "excluded_voices": len(excluded), "from": [str(c) for c in others]}
 
 
 def main() -> None:
@@ -46,6 +75,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude-voices-of", type=Path, nargs="+", default=[], metavar="CORPUS",
+                   help="drop teacher speakers whose voice (accent + variant) is in any of these corpora")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     args = p.parse_args()
 
@@ -53,8 +84,11 @@ def main() -> None:
     t0 = time.perf_counter()
     synthesize(corpus, SynthConfig(minutes=args.minutes, seed=args.corpus_seed, speakers=args.speakers))
     t_corpus = time.perf_counter() - t0
+    splits, kept = SPLITS, None
+    if args.exclude_voices_of:
+        splits, kept = disjoint_manifests(corpus, args.exclude_voices_of)
     cfg = load_config(_config_path("small"), [
-        f"data.corpus={corpus}", f"data.manifests=[{', '.join(SPLITS)}]", f"data.num_workers={args.workers}",
+        f"data.corpus={corpus}", f"data.manifests=[{', '.join(splits)}]", f"data.num_workers={args.workers}",
         f"run.device={args.device}", f"run.seed={args.seed}", f"schedule.teacher.steps={args.steps}",
         f"schedule.teacher.warmup_steps={max(1, args.steps // 10)}",
         f"schedule.teacher.batch_seconds={args.batch_seconds}", *args.overrides])
@@ -73,7 +107,7 @@ def main() -> None:
                       "targets": teacher_targets(folder, args.demo_corpus, temp=cfg.losses.teacher_temp, device=dev)}
     log = [json.loads(x) for x in (args.out / "teacher" / "metrics.jsonl").read_text().splitlines()]
     out = {"corpus": {"minutes": args.minutes, "speakers": args.speakers, "seed": args.corpus_seed,
-                      "seconds": round(t_corpus, 1)},
+                      "seconds": round(t_corpus, 1), "kept": kept},
            "steps": args.steps, "batch_seconds": args.batch_seconds, "workers": args.workers,
            "device": str(dist.device), "overrides": args.overrides, "teacher_seconds": round(t_teacher, 1),
            "audio_seconds_per_second": log[-1].get("audio_seconds_per_second"),
