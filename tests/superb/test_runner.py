@@ -168,6 +168,16 @@ def test_cli_refuses_bad_input_with_exit_code_2(corpus, tmp_path, capsys):
     assert "no data folder given for task(s) sid" in capsys.readouterr().out
 
 
+def test_cli_thread_default_is_the_python_default():
+    from jooci.superb.runner import EvalConfig
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    args = parser.parse_args(["--model", "fbank", "--data", "d", "--out", "o"])
+    assert args.threads == EvalConfig.threads == 1
+    assert parser.parse_args(["--model", "fbank", "--data", "d", "--out", "o", "--threads", "4"]).threads == 4
+
+
 def test_summary_table_shows_the_test_interval():
     from jooci.superb.runner import summary_table
 

@@ -330,7 +330,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", default=None, help="CMUdict-style lexicon for PR phones from transcripts")
     parser.add_argument("--er-fold", type=int, default=1, help="IEMOCAP session held out for ER (1-5)")
     parser.add_argument("--device", default="cpu", help="device for feature extraction")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=EvalConfig.threads,
+                        help=f"torch threads for extraction (default {EvalConfig.threads}, as in Python: fastest on a "
+                             "shared 2-core machine; raise on many cores)")
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -79,7 +79,7 @@ class ScheduleConfig:
     # The shared CNN is neither encoder; whether phase 1 trains it (with the Other losses, at the
     # frontend's grad_mult) is left open by the paper. See docs/method.md T3/T24.
     freeze_frontend_phase1: bool = True
-    scale: float = 1.0  # multiplies every phase's steps and warm-up (base.yaml at 0.1 = a tenth of the paper's schedule)
+    scale: float = 1.0  # multiplies every phase's steps and warm-up (base.yaml with scale=0.1 runs a tenth of the paper's schedule)
 
     def of(self, phase: Phase) -> PhaseSchedule:
         """The phase's schedule with ``scale`` applied."""
