@@ -372,3 +372,35 @@ def test_unknown_adversary_objective_is_refused():
     assert load_config(None, ["losses.adversary=confusion"]).losses.adversary == "confusion"
     with pytest.raises((ConfigError, ValueError), match="adversary"):
         load_config(None, ["losses.adversary=bogus"])
+
+
+def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, monkeypatch):
+    """run.teacher_init (a teacher trained elsewhere, as the paper's RDINO): --all trains no teacher
+    and gives that folder to phases 1 and 2; the baseline never sees a teacher."""
+    import jooci.train.pipeline as pipeline
+
+    manifest = synth_corpus / "six.jsonl"
+    if not manifest.exists():
+        write_manifest(read_manifest(synth_corpus / "train.jsonl")[:4], manifest)
+    calls = []
+
+    def fake_phase(cfg, phase, out, inputs, dist, manifest=None, progress=True):
+        calls.append((phase, out.name, inputs.teacher))
+        (out / "final").mkdir(parents=True, exist_ok=True)
+        (out / "final" / "config.json").write_text("{}")
+        return out / "final"
+
+    monkeypatch.setattr(pipeline, "train_phase", fake_phase)
+    external = tmp_path / "elsewhere" / "teacher"
+    cfg = _cfg(synth_corpus, "schedule.content_iterations=1", f"run.teacher_init={external}")
+    pipeline.run_all(cfg, tmp_path / "run", DistInfo(), progress=False)
+    assert [(p, o) for p, o, _ in calls] == [("content", "content-1"), ("phase1", "phase1"), ("phase2", "phase2"),
+                                             ("content", "baseline-extra")]
+    assert [t for p, _, t in calls if p.startswith("phase")] == [external, external]
+    assert calls[-1][2] is None and not (tmp_path / "run" / "teacher").exists()
+
+    calls.clear()
+    pipeline.run_all(_cfg(synth_corpus, "schedule.content_iterations=1"), tmp_path / "own", DistInfo(), progress=False)
+    own = tmp_path / "own" / "teacher" / "final"
+    assert ("teacher", "teacher", None) in calls
+    assert [t for p, _, t in calls if p.startswith("phase")] == [own, own]
