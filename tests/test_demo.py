@@ -56,6 +56,8 @@ def test_estimate_follows_the_work():
     assert longer["pretrain"] > 1.7 * small["pretrain"] and longer["evaluate"] == small["evaluate"]
     ablated = estimate_seconds(load_config(_config_path("small"), []), 60, 2)
     assert "ablations" in ablated and ablated["evaluate"] > small["evaluate"]
+    external = estimate_seconds(load_config(_config_path("small"), ["run.teacher_init=t"]), 60, 0)
+    assert small["pretrain"] - external["pretrain"] > 150  # 300 teacher steps are not run
 
 
 def _doc(values: dict, items: dict | None = None) -> dict:
@@ -232,6 +234,9 @@ def test_report_setting_names_the_shared_frontend(tmp_path):
     cnn = "\n".join(setting(load_config(_config_path("small"), [
         "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
     assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn
+    ext = "\n".join(setting(load_config(_config_path("small"), ["run.teacher_init=runs/t/final"]), tmp_path, 60))
+    assert "× 150, no teacher stage, phase 1 80" in ext and "teacher 300" not in ext
+    assert "- teacher: `runs/t/final`, trained outside this run" in ext
 
 
 def test_speaker_reading_says_whether_the_teacher_adds_anything_and_whether_jooci_took_it():

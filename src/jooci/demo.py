@@ -82,7 +82,8 @@ def estimate_seconds(cfg, minutes: float, ablations: int) -> dict[str, float]:
     # the baseline's extra updates are Content steps as many as phase 2's, at the content batch
     baseline_extra = s.of("phase2").steps * r["step/content"] * s.batch_seconds("content", cfg.data) / 16.0
     joint = cost["phase1"] + cost["phase2"]
-    pretrain = cost["content"] * s.content_iterations + baseline_extra + cost["teacher"] + joint \
+    teacher = 0.0 if cfg.run.teacher_init else cost["teacher"]  # an external teacher is not trained here
+    pretrain = cost["content"] * s.content_iterations + baseline_extra + teacher + joint \
         + audio * (r["targets/mfcc"] + (s.content_iterations - 1) * r["targets/model"])
     out = {"corpus": audio * r["corpus"], "pretrain": pretrain}
     if ablations:
@@ -457,10 +458,14 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
            + "".join(f" ({p} {s.batch_seconds(p, cfg.data):g} s)" for p in ("content", "teacher", "phase1", "phase2")
                      if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds)
            + f", crops of {cfg.data.crop_seconds:g} s",
-           f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, teacher "
-           f"{s.of('teacher').steps}{' (augmented views)' if cfg.losses.augment_teacher_views else ''}, "
-           f"phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
+           f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, " + (
+               "no teacher stage, " if cfg.run.teacher_init else
+               f"teacher {s.of('teacher').steps}{' (augmented views)' if cfg.losses.augment_teacher_views else ''}, ")
+           + f"phase 1 {s.of('phase1').steps}, phase 2 {s.of('phase2').steps}; the "
            f"baseline gets the same {content_updates} Content updates as JOOCI's Content encoder"]
+    if cfg.run.teacher_init:
+        out.append(f"- teacher: `{cfg.run.teacher_init}`, trained outside this run and frozen "
+                   "(`run.teacher_init`; its training is not in this run's budget or time)")
     fe = cfg.model.frontend
     out.append("- shared frontend (both models): " + (
         f"{fe.n_mels}-bin log-mel at 50 Hz{' + LayerNorm' if fe.output_norm else ', unnormalised'} "
