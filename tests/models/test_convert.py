@@ -320,6 +320,19 @@ def test_rdino_import_matches_3dspeaker_ecapa(wrap):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+def test_imported_rdino_saved_as_a_teacher_folder_loads_as_the_same_teacher(tmp_path):
+    """The README's route from 3D-Speaker weights to run.teacher_init."""
+    from jooci.models.speaker import load_speaker_folder, save_speaker_folder
+
+    imported = rdino_from_3dspeaker(_reference().state_dict(), head=SMALL_HEAD).eval()
+    save_speaker_folder(imported, tmp_path / "rdino")
+    loaded, center = load_speaker_folder(tmp_path / "rdino")
+    assert loaded.cfg == imported.cfg and center is not None and not center.any()
+    logmel = torch.randn(2, 40, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(logmel).embedding, imported(logmel).embedding)
+
+
 def test_rdino_refuses_unknown_or_misshapen_keys():
     state = _reference().state_dict()
     with pytest.raises(ConversionError, match="blocks.2.extra.weight"):

@@ -5,6 +5,7 @@ check. On a whole corpus, a few tiny steps are too few for the losses to move pa
 noise, and a DINO loss (teacher phase) first rises while its centre settles.
 """
 
+import argparse
 import json
 from pathlib import Path
 
@@ -391,8 +392,14 @@ def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, 
         return out / "final"
 
     monkeypatch.setattr(pipeline, "train_phase", fake_phase)
+    from jooci.models.speaker import SpeakerModel, save_speaker_folder
+
     external = tmp_path / "elsewhere" / "teacher"
     cfg = _cfg(synth_corpus, "schedule.content_iterations=1", f"run.teacher_init={external}")
+    with pytest.raises(ValueError, match="elsewhere/teacher: not a teacher folder"):
+        pipeline.run_all(cfg, tmp_path / "run", DistInfo(), progress=False)  # refused before any training
+    assert calls == []
+    save_speaker_folder(SpeakerModel(cfg.teacher), external)
     pipeline.run_all(cfg, tmp_path / "run", DistInfo(), progress=False)
     assert [(p, o) for p, o, _ in calls] == [("content", "content-1"), ("phase1", "phase1"), ("phase2", "phase2"),
                                              ("content", "baseline-extra")]
@@ -404,3 +411,19 @@ def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, 
     own = tmp_path / "own" / "teacher" / "final"
     assert ("teacher", "teacher", None) in calls
     assert [t for p, _, t in calls if p.startswith("phase")] == [own, own]
+
+
+def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_corpus, tmp_path, capsys):
+    from jooci.models.speaker import SpeakerModel, save_speaker_folder
+    from jooci.train.pipeline import add_pretrain_arguments, run_pretrain
+
+    other = tmp_path / "wide-teacher"
+    wide = _cfg(synth_corpus, "teacher.encoder.ecapa.channels=48").teacher
+    save_speaker_folder(SpeakerModel(wide), other)
+    parser = argparse.ArgumentParser()
+    add_pretrain_arguments(parser)
+    args = parser.parse_args(["--all", "--out", str(tmp_path / "run"), f"run.teacher_init={other}"])
+    assert run_pretrain(args) == 2
+    err = capsys.readouterr().err
+    assert "wide-teacher: the teacher's architecture differs" in err and "teacher.encoder.ecapa.channels: 48" in err
+    assert not (tmp_path / "run").exists()  # nothing was trained

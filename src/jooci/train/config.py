@@ -150,7 +150,9 @@ class RunConfig:
     keep_checkpoints: int = 2
     max_nonfinite: int = 10  # stop after this many non-finite steps in a row
     cpu_onednn: bool = True  # oneDNN convolutions on CPU (off: ATen's own, ~10x slower for the small preset)
-    teacher_init: str | None = None  # a 3D-Speaker RDINO checkpoint or teacher run folder: skips the teacher phase
+    # a teacher folder (a teacher phase's final/, or 3D-Speaker RDINO weights saved as one: README) whose
+    # architecture is the teacher section's: skips the teacher phase
+    teacher_init: str | None = None
 
 
 @dataclass(frozen=True)

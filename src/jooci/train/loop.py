@@ -332,12 +332,25 @@ def check_run_config(cfg: PretrainConfig, run_dir: Path, phase: str) -> None:
 
 def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerModel, DINOCenter]:
     """A teacher folder written by the teacher phase (``config.json`` + ``model.safetensors``,
-    whose ``center`` tensor is the DINO centre the teacher finished with), in eval mode."""
+    whose ``center`` tensor is the DINO centre the teacher finished with), in eval mode.
+
+    Raises:
+        ValueError: no such folder, not a teacher folder, or an architecture other than the
+            config's ``teacher`` section (the differing fields named).
+    """
+    from jooci.configio import flatten_dotted
     from jooci.models.speaker import load_speaker_folder
 
+    if not (Path(path) / "config.json").is_file():
+        raise ValueError(f"{path}: not a teacher folder (no config.json); give the teacher phase's "
+                         "RUN/teacher/final, or a 3D-Speaker RDINO saved with save_speaker_folder (README)")
     model, saved_center = load_speaker_folder(path)
     if model.cfg != cfg.teacher:
-        raise ValueError(f"{path}: the teacher's architecture differs from the config's teacher section")
+        have, want = flatten_dotted(model.cfg.to_dict()), flatten_dotted(cfg.teacher.to_dict())
+        diff = [f"{k}: {have.get(k)!r} in the folder, {want.get(k)!r} in the config"
+                for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+        raise ValueError(f"{path}: the teacher's architecture differs from the config's teacher section "
+                         f"(teacher.{'; teacher.'.join(diff[:5])}{'; ...' if len(diff) > 5 else ''})")
     center = DINOCenter(model.cfg.head.out_dim, momentum=1.0)
     if saved_center is not None:
         center.center.copy_(saved_center.reshape(1, -1))

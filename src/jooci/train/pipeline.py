@@ -32,7 +32,7 @@ from pathlib import Path
 from jooci.configio import ConfigError
 from jooci.train.config import PHASES, PretrainConfig, load_config
 from jooci.train.distributed import DistInfo, barrier, init_distributed, shutdown
-from jooci.train.loop import FINAL, PhaseInputs, pretraining_manifest, train_phase
+from jooci.train.loop import FINAL, PhaseInputs, load_teacher, pretraining_manifest, train_phase
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,16 @@ def make_stage_targets(cfg: PretrainConfig, manifest: Path, out: Path, dist: Dis
     return out
 
 
+def check_teacher_init(cfg: PretrainConfig) -> None:
+    """Refuse an unusable ``run.teacher_init`` before any training rather than after the Content
+    iterations (ValueError naming the folder and the problem; see :func:`load_teacher`)."""
+    if cfg.run.teacher_init:
+        load_teacher(cfg.run.teacher_init, cfg)
+
+
 def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, progress: bool = True) -> Path:
     """Every stage, in order, skipping finished ones. Returns ``RUN/final``."""
+    check_teacher_init(cfg)
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     pretraining_manifest(cfg, run, dist)
@@ -117,6 +125,12 @@ def run_pretrain(args: argparse.Namespace) -> int:
         folders = [args.out] if args.phase else [args.out, *(d for d in args.out.glob("*") if d.is_dir())]
         if not any(latest_checkpoint(f) or (f / FINAL / "config.json").exists() for f in folders):
             print(f"jooci pretrain: error: --resume given but {args.out} holds no checkpoint", file=sys.stderr)
+            return 2
+    if args.all:
+        try:
+            check_teacher_init(cfg)
+        except ValueError as e:
+            print(f"jooci pretrain: error: {e}", file=sys.stderr)
             return 2
     dist = init_distributed(cfg.run.device)
     try:
