@@ -34,7 +34,11 @@ def main() -> None:
     docs = {}
     for f in args.folders:
         seed = json.loads((f / "corpus" / "synth.json").read_text())["config"]["seed"]
+        if seed in docs:
+            raise SystemExit(f"{f}: seed {seed} again; give each seed's folder once")
         docs[seed] = _load(f)
+    if len(docs) < 2:
+        raise SystemExit("a verdict over seeds needs at least two seed folders")
     variant = f"jooci {args.name}"
     missing = [f"seed {s}: {r}" for s, d in docs.items() for r in (variant, *args.against) if r not in d]
     if missing:
@@ -48,7 +52,8 @@ def main() -> None:
     print(f"mean over seeds {out['seeds']}, dev / test:")
     print(f"{'row':32s}" + "".join(f"{t.upper():>16s}" for t in TASKS))
     for row, m in out["means"].items():
-        print(f"{row:32s}" + "".join(f"{m[t]['dev']:>8.2f}/{m[t]['test']:<7.2f}" for t in TASKS))
+        print(f"{row:32s}" + "".join(f"{m[t]['dev']:>8.2f}/{m[t]['test']:<7.2f}" if t in m else f"{'n/a':>16s}"
+                                     for t in TASKS))
     print(f"\n{variant} − row, test, mean [95 % t-interval over seeds] verdict:")
     for row in args.against:
         d = differences(docs, variant, row)

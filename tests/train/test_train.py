@@ -396,9 +396,9 @@ def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, 
 
     external = tmp_path / "elsewhere" / "teacher"
     cfg = _cfg(synth_corpus, "schedule.content_iterations=1", f"run.teacher_init={external}")
-    with pytest.raises(ValueError, match="elsewhere/teacher: not a teacher folder"):
+    with pytest.raises(ValueError, match="elsewhere/teacher: the teacher folder does not exist"):
         pipeline.run_all(cfg, tmp_path / "run", DistInfo(), progress=False)  # refused before any training
-    assert calls == []
+    assert calls == [] and not (tmp_path / "run").exists()
     save_speaker_folder(SpeakerModel(cfg.teacher), external)
     pipeline.run_all(cfg, tmp_path / "run", DistInfo(), progress=False)
     assert [(p, o) for p, o, _ in calls] == [("content", "content-1"), ("phase1", "phase1"), ("phase2", "phase2"),
@@ -427,3 +427,21 @@ def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_co
     err = capsys.readouterr().err
     assert "wide-teacher: the teacher's architecture differs" in err and "teacher.encoder.ecapa.channels: 48" in err
     assert not (tmp_path / "run").exists()  # nothing was trained
+
+    # a damaged folder: only its config copied; then weights that are not safetensors
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text((other / "config.json").read_text())
+    args = parser.parse_args(["--all", "--out", str(tmp_path / "run"), f"run.teacher_init={tmp_path / 'half'}"])
+    assert run_pretrain(args) == 2
+    assert "half: not a teacher folder (no model.safetensors)" in capsys.readouterr().err
+    (tmp_path / "half" / "model.safetensors").write_bytes(b"not safetensors")
+    assert run_pretrain(args) == 2
+    assert "half: cannot read the teacher folder" in capsys.readouterr().err
+    # --phase reads --teacher, and checks it before training too
+    args = parser.parse_args(["--phase", "phase1", "--out", str(tmp_path / "p1"), "--teacher", str(other)])
+    assert run_pretrain(args) == 2
+    assert "wide-teacher: the teacher's architecture differs" in capsys.readouterr().err
+    args = parser.parse_args(["--phase", "phase1", "--out", str(tmp_path / "p1"), f"run.teacher_init={other}"])
+    assert run_pretrain(args) == 2
+    assert "--phase phase1 needs --teacher FOLDER" in capsys.readouterr().err
+    assert not (tmp_path / "p1").exists()

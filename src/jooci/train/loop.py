@@ -267,7 +267,8 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
         return student, teacher, DINOCenter(cfg.teacher.head.out_dim, cfg.losses.center_momentum)
 
     if inputs.teacher is None:
-        raise ValueError(f"phase {phase} needs a teacher (run the teacher phase or set run.teacher_init)")
+        raise ValueError(f"phase {phase} needs a teacher (jooci pretrain --phase: --teacher FOLDER; "
+                         "--all: run.teacher_init, or its own teacher stage)")
     teacher, center = load_teacher(inputs.teacher, cfg)
     teacher.requires_grad_(False)
     model = JOOCI(m)
@@ -341,10 +342,17 @@ def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerM
     from jooci.configio import flatten_dotted
     from jooci.models.speaker import load_speaker_folder
 
-    if not (Path(path) / "config.json").is_file():
-        raise ValueError(f"{path}: not a teacher folder (no config.json); give the teacher phase's "
+    folder = Path(path)
+    if not folder.exists():
+        raise ValueError(f"{path}: the teacher folder does not exist")
+    missing = [f for f in ("config.json", "model.safetensors") if not (folder / f).is_file()]
+    if missing:
+        raise ValueError(f"{path}: not a teacher folder (no {' or '.join(missing)}); give the teacher phase's "
                          "RUN/teacher/final, or a 3D-Speaker RDINO saved with save_speaker_folder (README)")
-    model, saved_center = load_speaker_folder(path)
+    try:
+        model, saved_center = load_speaker_folder(folder)
+    except Exception as e:  # a damaged folder: name it and the problem, not a traceback from inside a reader
+        raise ValueError(f"{path}: cannot read the teacher folder ({type(e).__name__}: {e})") from e
     if model.cfg != cfg.teacher:
         have, want = flatten_dotted(model.cfg.to_dict()), flatten_dotted(cfg.teacher.to_dict())
         diff = [f"{k}: {have.get(k)!r} in the folder, {want.get(k)!r} in the config"

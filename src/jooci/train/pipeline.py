@@ -126,12 +126,16 @@ def run_pretrain(args: argparse.Namespace) -> int:
         if not any(latest_checkpoint(f) or (f / FINAL / "config.json").exists() for f in folders):
             print(f"jooci pretrain: error: --resume given but {args.out} holds no checkpoint", file=sys.stderr)
             return 2
-    if args.all:
-        try:
+    try:  # an unusable teacher is refused before any training
+        if args.all:
             check_teacher_init(cfg)
-        except ValueError as e:
-            print(f"jooci pretrain: error: {e}", file=sys.stderr)
-            return 2
+        elif args.phase in ("phase1", "phase2"):
+            if args.teacher is None:
+                raise ValueError(f"--phase {args.phase} needs --teacher FOLDER (run.teacher_init is read by --all)")
+            load_teacher(args.teacher, cfg)
+    except ValueError as e:
+        print(f"jooci pretrain: error: {e}", file=sys.stderr)
+        return 2
     dist = init_distributed(cfg.run.device)
     try:
         if args.all:
