@@ -234,7 +234,9 @@ def test_report_setting_names_the_shared_frontend(tmp_path):
     cnn = "\n".join(setting(load_config(_config_path("small"), [
         "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
     assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn
-    ext = "\n".join(setting(load_config(_config_path("small"), ["run.teacher_init=runs/t/final"]), tmp_path, 60))
+    ext = "\n".join(setting(load_config(_config_path("small"), ["run.teacher_init=runs/t/final",
+                                                                "schedule.teacher.batch_seconds=64"]), tmp_path, 60))
+    assert "(teacher 64 s)" not in ext
     assert "× 150, no teacher stage, phase 1 80" in ext and "teacher 300" not in ext
     assert "- teacher: `runs/t/final`, trained outside this run" in ext
 

@@ -456,7 +456,8 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
            f"{', '.join(cfg.data.manifests)}",
            f"- preset `{cfg.preset}`; batches of {cfg.data.batch_seconds:g} s of audio"
            + "".join(f" ({p} {s.batch_seconds(p, cfg.data):g} s)" for p in ("content", "teacher", "phase1", "phase2")
-                     if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds)
+                     if s.batch_seconds(p, cfg.data) != cfg.data.batch_seconds
+                     and not (p == "teacher" and cfg.run.teacher_init))  # an external teacher has no batches here
            + f", crops of {cfg.data.crop_seconds:g} s",
            f"- steps: {s.content_iterations} Content iterations × {s.of('content').steps}, " + (
                "no teacher stage, " if cfg.run.teacher_init else
