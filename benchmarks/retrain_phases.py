@@ -29,12 +29,13 @@ def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
     from jooci.train.config import load_config
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
+    from jooci.train.pipeline import teacher_folder
 
     corpus, pre = demo / "corpus", demo / "pretrain"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
     cfg = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu",
                                               *overrides])
-    teacher = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
+    teacher = teacher_folder(cfg, pre)
     labels = sorted(pre.glob("targets-*"))[-1]
     content = pre / f"content-{cfg.schedule.content_iterations}" / "final"
     folder = demo / "ablations" / name

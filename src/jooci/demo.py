@@ -142,7 +142,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     from jooci.train.config import load_config
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
-    from jooci.train.pipeline import run_all
+    from jooci.train.pipeline import run_all, teacher_folder
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     def ablations() -> None:
         labels = sorted(pre.glob("targets-*"))[-1]
         content = pre / f"content-{cfg.schedule.content_iterations}" / "final"
-        teacher = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
+        teacher = teacher_folder(cfg, pre)
         for name in ablate:
             acfg = replace_config(cfg, [o.format(dim=cfg.model.content.dim) for o in ABLATIONS[name][1]])
             folder = out / "ablations" / name
@@ -196,7 +196,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
         return runs
 
     runs = stages.run("evaluate", evaluate_all)
-    teacher_dir = Path(cfg.run.teacher_init) if cfg.run.teacher_init else pre / "teacher" / "final"
+    teacher_dir = teacher_folder(cfg, pre)
 
     def check_speakers() -> list[dict]:
         from jooci.models.speaker import untrained_speaker_folder

@@ -411,6 +411,9 @@ def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, 
     own = tmp_path / "own" / "teacher" / "final"
     assert ("teacher", "teacher", None) in calls
     assert [t for p, _, t in calls if p.startswith("phase")] == [own, own]
+    # the demo and the benchmarks find the teacher the same way
+    assert pipeline.teacher_folder(cfg, tmp_path / "run") == external
+    assert pipeline.teacher_folder(_cfg(synth_corpus), tmp_path / "own") == own
 
 
 def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_corpus, tmp_path, capsys):

@@ -53,6 +53,12 @@ def make_stage_targets(cfg: PretrainConfig, manifest: Path, out: Path, dist: Dis
     return out
 
 
+def teacher_folder(cfg: PretrainConfig, run_dir: str | os.PathLike) -> Path:
+    """The teacher phases 1-2 of the ``--all`` run in ``run_dir`` read: ``run.teacher_init`` if set,
+    else the run's own teacher stage."""
+    return Path(cfg.run.teacher_init) if cfg.run.teacher_init else Path(run_dir) / "teacher" / FINAL
+
+
 def check_teacher_init(cfg: PretrainConfig) -> None:
     """Refuse an unusable ``run.teacher_init`` before any training rather than after the Content
     iterations (ValueError naming the folder and the problem; see :func:`load_teacher`)."""
@@ -77,7 +83,7 @@ def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, pro
                                         layer=layer, progress=progress)
         content = train_phase(cfg, "content", run / f"content-{it}", PhaseInputs(labels=labels, init=content),
                               dist, manifest=manifest, progress=progress)
-    teacher = Path(cfg.run.teacher_init) if cfg.run.teacher_init else train_phase(
+    teacher = teacher_folder(cfg, run) if cfg.run.teacher_init else train_phase(
         cfg, "teacher", run / "teacher", PhaseInputs(), dist, manifest=manifest, progress=progress)
     p1 = train_phase(cfg, "phase1", run / "phase1", PhaseInputs(labels=labels, init=content, teacher=teacher),
                      dist, manifest=manifest, progress=progress)
