@@ -111,14 +111,14 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
 def run(demo: Path, steps: int) -> dict:
     from retrain_phases import retrain
 
-    from jooci.demo import _config_path
+    from jooci.train.config import preset_path
     from jooci.superb.verify import sid_probe, verify
     from jooci.train.config import load_config
 
     corpus = demo / "corpus"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
     folder = demo / "ablations" / NAME
-    base = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu"])
+    base = load_config(preset_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu"])
     t0 = time.perf_counter()
     teacher = train_oracle(corpus, folder / "teacher", base.teacher, steps=steps, seed=seed)
     t_teacher = time.perf_counter() - t0

@@ -53,7 +53,7 @@ def measure(source: str, corpus: Path) -> dict:
 
 
 def main() -> None:
-    from jooci.demo import _config_path
+    from jooci.train.config import preset_path
     from jooci.train.config import load_config
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
@@ -87,7 +87,7 @@ def main() -> None:
         for steps in args.steps:
             if (name, steps) in done:
                 continue
-            cfg = load_config(_config_path("small"), [
+            cfg = load_config(preset_path("small"), [
                 f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu", f"run.teacher_init={teacher}",
                 f"schedule.phase1.steps={steps}", f"schedule.phase1.warmup_steps={max(1, steps // 10)}",
                 *args.overrides])

@@ -24,7 +24,8 @@ import torch
 
 
 def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
-    from jooci.demo import TASKS, _config_path
+    from jooci.demo import TASKS
+    from jooci.train.config import preset_path
     from jooci.superb.runner import EvalConfig, evaluate
     from jooci.train.config import load_config
     from jooci.train.distributed import init_distributed
@@ -33,7 +34,7 @@ def retrain(demo: Path, name: str, overrides: list[str]) -> dict:
 
     corpus, pre = demo / "corpus", demo / "pretrain"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
-    cfg = load_config(_config_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu",
+    cfg = load_config(preset_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu",
                                               *overrides])
     teacher = teacher_folder(cfg, pre)
     labels = sorted(pre.glob("targets-*"))[-1]
@@ -67,9 +68,9 @@ def summarise(demos: list[Path], name: str) -> dict:
     from statistics import fmean
 
     from jooci.demo import TASKS
-    from jooci.demo_seeds import _load, seed_table
+    from jooci.demo_seeds import load_results, seed_table
 
-    docs = {int(json.loads((d / "corpus" / "synth.json").read_text())["config"]["seed"]): _load(d) for d in demos}
+    docs = {int(json.loads((d / "corpus" / "synth.json").read_text())["config"]["seed"]): load_results(d) for d in demos}
     out: dict = {}
     for reference in ("baseline", "jooci"):
         pairs = {s: {"baseline": d[reference], "jooci": d[f"jooci {name}"]} for s, d in docs.items()}

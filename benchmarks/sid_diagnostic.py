@@ -24,7 +24,7 @@ import torch
 
 from jooci import hub
 from jooci.superb.data import DataFolder, task_splits
-from jooci.superb.verify import _stats, embed_utterances, fbank_embedder, linear_probe, teacher_embedder
+from jooci.superb.verify import mean_std_pool, embed_utterances, fbank_embedder, linear_probe, teacher_embedder
 
 
 def _all_layers(folder: Path):
@@ -32,7 +32,7 @@ def _all_layers(folder: Path):
 
     def embed(wav, lengths):
         out = model.extract_features(wav, lengths)
-        parts = [_stats(h.float(), out.lengths) for h in out.hidden_states]
+        parts = [mean_std_pool(h.float(), out.lengths) for h in out.hidden_states]
         if out.embedding is not None:
             parts.append(out.embedding.float())
         return torch.cat(parts, dim=-1)

@@ -57,7 +57,7 @@ def disjoint_manifests(corpus: Path, others: list[Path]) -> tuple[list[str], dic
 
 def main() -> None:
     from jooci.data.synth import SynthConfig, synthesize
-    from jooci.demo import _config_path
+    from jooci.train.config import preset_path
     from jooci.models.speaker import untrained_speaker_folder
     from jooci.superb.verify import sid_probe, teacher_targets, verify
     from jooci.train.config import load_config
@@ -87,7 +87,7 @@ def main() -> None:
     splits, kept = SPLITS, None
     if args.exclude_voices_of:
         splits, kept = disjoint_manifests(corpus, args.exclude_voices_of)
-    cfg = load_config(_config_path("small"), [
+    cfg = load_config(preset_path("small"), [
         f"data.corpus={corpus}", f"data.manifests=[{', '.join(splits)}]", f"data.num_workers={args.workers}",
         f"run.device={args.device}", f"run.seed={args.seed}", f"schedule.teacher.steps={args.steps}",
         f"schedule.teacher.warmup_steps={max(1, args.steps // 10)}",

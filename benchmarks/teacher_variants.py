@@ -45,7 +45,7 @@ def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str] |
     ``save(row)`` after each half."""
     from phase1_steps import measure
 
-    from jooci.demo import _config_path
+    from jooci.train.config import preset_path
     from jooci.superb.verify import teacher_targets
     from jooci.train.config import load_config
     from jooci.train.distributed import init_distributed
@@ -54,7 +54,7 @@ def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str] |
     corpus, pre = demo / "corpus", demo / "pretrain"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
     base = [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}"]
-    cfg = load_config(_config_path("small"), [*base, *overrides])
+    cfg = load_config(preset_path("small"), [*base, *overrides])
     folder = demo / "ablations" / "teacher-variants" / name
     dist = init_distributed(device)
     manifest = pre / "manifest.jsonl"
@@ -71,7 +71,7 @@ def run_variant(demo: Path, name: str, overrides: list[str], phase1: list[str] |
     if phase1 is None:
         return row
 
-    cfg1 = load_config(_config_path("small"), [*base, *overrides, f"run.teacher_init={teacher}", *phase1])
+    cfg1 = load_config(preset_path("small"), [*base, *overrides, f"run.teacher_init={teacher}", *phase1])
     labels = sorted(pre.glob("targets-*"))[-1]
     content = pre / f"content-{cfg1.schedule.content_iterations}" / "final"
     t0 = time.perf_counter()

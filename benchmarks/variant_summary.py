@@ -22,7 +22,7 @@ from pathlib import Path
 
 def main() -> None:
     from jooci.demo import CONTROL, TASKS
-    from jooci.demo_seeds import _load, differences
+    from jooci.demo_seeds import load_results, differences
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", type=Path, nargs="+", help="the seed folders (runs/demo4/seed-K)")
@@ -36,7 +36,7 @@ def main() -> None:
         seed = json.loads((f / "corpus" / "synth.json").read_text())["config"]["seed"]
         if seed in docs:
             raise SystemExit(f"{f}: seed {seed} again; give each seed's folder once")
-        docs[seed] = _load(f)
+        docs[seed] = load_results(f)
     if len(docs) < 2:
         raise SystemExit("a verdict over seeds needs at least two seed folders")
     variant = f"jooci {args.name}"

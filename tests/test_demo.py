@@ -46,17 +46,18 @@ def test_demo_runs_reports_and_resumes(tmp_path, capsys):
 
 
 def test_estimate_follows_the_work():
-    from jooci.demo import _config_path, estimate_seconds
+    from jooci.train.config import preset_path
+    from jooci.demo import estimate_seconds
     from jooci.train.config import load_config
 
-    small = estimate_seconds(load_config(_config_path("small"), []), 60, 0)
+    small = estimate_seconds(load_config(preset_path("small"), []), 60, 0)
     assert list(small) == ["corpus", "pretrain", "evaluate", "speaker check", "report"]
     assert 8 * 60 < sum(small.values()) < 20 * 60  # the measured demo: see REFERENCE_SECONDS (session 4)
-    longer = estimate_seconds(load_config(_config_path("small"), ["schedule.scale=2"]), 60, 0)
+    longer = estimate_seconds(load_config(preset_path("small"), ["schedule.scale=2"]), 60, 0)
     assert longer["pretrain"] > 1.7 * small["pretrain"] and longer["evaluate"] == small["evaluate"]
-    ablated = estimate_seconds(load_config(_config_path("small"), []), 60, 2)
+    ablated = estimate_seconds(load_config(preset_path("small"), []), 60, 2)
     assert "ablations" in ablated and ablated["evaluate"] > small["evaluate"]
-    external = estimate_seconds(load_config(_config_path("small"), ["run.teacher_init=t"]), 60, 0)
+    external = estimate_seconds(load_config(preset_path("small"), ["run.teacher_init=t"]), 60, 0)
     assert small["pretrain"] - external["pretrain"] > 150  # 300 teacher steps are not run
 
 
@@ -225,16 +226,17 @@ def test_demo_refuses_an_unknown_ablation(tmp_path, capsys):
 
 
 def test_report_setting_names_the_shared_frontend(tmp_path):
-    from jooci.demo import _config_path, setting
+    from jooci.train.config import preset_path
+    from jooci.demo import setting
     from jooci.train.config import load_config
 
-    small = "\n".join(setting(load_config(_config_path("small"), []), tmp_path, 60))
+    small = "\n".join(setting(load_config(preset_path("small"), []), tmp_path, 60))
     assert "shared frontend (both models): 80-bin log-mel at 50 Hz, unnormalised" in small
     assert "teacher 300 (augmented views), phase 1 80" in small
-    cnn = "\n".join(setting(load_config(_config_path("small"), [
+    cnn = "\n".join(setting(load_config(preset_path("small"), [
         "model.frontend.kind=cnn", "model.content.input_dim=512", "model.other.input_dim=512"]), tmp_path, 60))
     assert "shared frontend (both models): the wav2vec 2.0 CNN, 512 channels, group norm" in cnn
-    ext = "\n".join(setting(load_config(_config_path("small"), ["run.teacher_init=runs/t/final",
+    ext = "\n".join(setting(load_config(preset_path("small"), ["run.teacher_init=runs/t/final",
                                                                 "schedule.teacher.batch_seconds=64"]), tmp_path, 60))
     assert "(teacher 64 s)" not in ext
     assert "× 150, no teacher stage, phase 1 80" in ext and "teacher 300" not in ext

@@ -29,8 +29,6 @@ from typing import Any
 
 from jooci.configio import replace as replace_config
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
 # name -> (what it tests, config overrides). Each retrains phases 1-2 from the shared Content model
 # and teacher, so one ablation costs one JOOCI training, not a whole pipeline.
 ABLATIONS: dict[str, tuple[str, list[str]]] = {
@@ -51,13 +49,6 @@ CONTROL = "jooci untrained-other"
 
 TASKS = ("pr", "asr", "sid", "asv", "er")
 CONTENT_TASKS, OTHER_TASKS = ("pr", "asr"), ("sid", "asv", "er")
-
-
-def _config_path(preset: str) -> Path:
-    path = CONFIGS / f"{preset}.yaml"
-    if path.exists():
-        return path
-    raise FileNotFoundError(f"no config for preset {preset!r} in {CONFIGS}")
 
 
 # Seconds per unit of work on the reference machine (the project's 2-core CPU, small preset with
@@ -139,7 +130,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     """
     from jooci.data.synth import SynthConfig, synthesize
     from jooci.superb.runner import EvalConfig, evaluate
-    from jooci.train.config import load_config
+    from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
     from jooci.train.pipeline import run_all, teacher_folder
@@ -152,7 +143,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
         raise ValueError(f"unknown ablation(s) {unknown}; choose from {', '.join(ABLATIONS)}")
     t_start = time.perf_counter()
     corpus = out / "corpus"
-    cfg = load_config(_config_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
+    cfg = load_config(preset_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
                                              *(overrides or [])])
     estimates = estimate_seconds(cfg, minutes, len(ablate))
     print(f"jooci demo -> {out}: {len(estimates)} stages, ~{_duration(sum(estimates.values()))} from scratch on a "

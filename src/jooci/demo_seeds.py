@@ -50,7 +50,7 @@ def run_demo_seeds(out: str | Path, seeds: list[int], **kwargs: Any) -> Path:
     return report
 
 
-def _load(folder: Path) -> dict[str, dict]:
+def load_results(folder: Path) -> dict[str, dict]:
     """{model label: results.json} of one seed's demo, in the demo's order (fbank, baseline, jooci, ablations)."""
     from jooci.superb.report import load_run
 
@@ -183,7 +183,7 @@ def write_seed_summary(out: Path, folders: dict[int, Path]) -> Path:
     """``out/report/report.md`` (+ ``summary.json``, ``seeds.png``) across the seeds' demos."""
     from jooci.superb.report import TASK_TITLES
 
-    docs = {s: _load(f) for s, f in folders.items()}
+    docs = {s: load_results(f) for s, f in folders.items()}
     table = seed_table(docs)
     rdir = out / "report"
     rdir.mkdir(parents=True, exist_ok=True)

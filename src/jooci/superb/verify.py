@@ -59,7 +59,7 @@ class VerifyResult:
                 "num_utterances": self.num_utterances}
 
 
-def _stats(h: Tensor, frames: Tensor) -> Tensor:
+def mean_std_pool(h: Tensor, frames: Tensor) -> Tensor:
     """(B, T, D), (B,) -> (B, 2D) masked mean and standard deviation over time."""
     keep = (torch.arange(h.shape[1], device=h.device)[None, :] < frames[:, None]).to(h.dtype)[..., None]
     n = keep.sum(1).clamp_min(1)
@@ -73,7 +73,7 @@ def fbank_embedder() -> EmbedFn:
 
     def embed(wav: Tensor, lengths: Tensor) -> Tensor:
         mel, frames = log_mel(wav, lengths, rate=100)
-        return _stats(mel, frames.to(mel.device))
+        return mean_std_pool(mel, frames.to(mel.device))
 
     return embed
 
@@ -144,7 +144,7 @@ def model_embedder(folder: str | os.PathLike, layer: int | None = None, device: 
             return out.embedding
         if not 0 <= layer < len(out.hidden_states):
             raise ValueError(f"{folder}: layer {layer} asked for, the model has 0..{len(out.hidden_states) - 1}")
-        return _stats(out.hidden_states[layer].float(), out.lengths)
+        return mean_std_pool(out.hidden_states[layer].float(), out.lengths)
 
     return embed
 

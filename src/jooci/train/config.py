@@ -24,6 +24,18 @@ from jooci.models.jooci import JOOCIConfig, jooci_config
 from jooci.models.speaker import SpeakerConfig, speaker_config
 
 PHASES = ("content", "teacher", "phase1", "phase2")
+
+# The shipped presets (tiny, small, base), one YAML file each.
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def preset_path(preset: str) -> Path:
+    """The shipped YAML config of ``preset`` (``tiny``, ``small`` or ``base``)."""
+    path = CONFIGS / f"{preset}.yaml"
+    if path.is_file():
+        return path
+    known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"no shipped config for preset {preset!r} (known: {known})")
 Phase = Literal["content", "teacher", "phase1", "phase2"]
 
 
