@@ -5,7 +5,7 @@ s3prl's contract (``s3prl/upstream/example/expert.py``, ``s3prl/upstream/interfa
 ``"hidden_states"`` is a list of ``(B, T, D)`` tensors of one shape (the Featurizer sums them),
 plus ``"last_hidden_state"``; ``get_downsample_rates(key)`` gives the stride in samples (320).
 Optional task keys (``"PR"``, ``"ASR"``, ``"SID"``, ``"ASV"``, ``"ER"``, ...) pick a layer set per task
-with ``-s KEY``; following DESIGN §2 row 13 every task key holds all hidden states (Content and
+with ``-s KEY``; as in jooci's own evaluation, every task key holds all hidden states (Content and
 Other in one weighted sum), and ``"content_hidden_states"`` / ``"other_hidden_states"`` hold each
 encoder alone for ablations.
 

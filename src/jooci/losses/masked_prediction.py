@@ -9,7 +9,7 @@ of the valid frames, so padding is never masked. Randomness comes only from the
 
 The loss is HuBERT's, once per label set: cross-entropy of cosine logits on masked frames only
 (unmasked frames have weight 0 in HuBERT-Base), each set averaged over its own valid frames, sets
-summed with weights (equal by default: DESIGN §2 row 4).
+summed with weights (equal by default).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Other encoder's regulariser losses (DESIGN §2 row 11).
+"""The Other encoder's regulariser losses (docs/method.md, the adversary and reconstruction rows).
 
 * Content adversary: a small decoder on the Other encoder's frame states, behind a gradient
   reversal layer (``jooci.models.heads``), predicts the Content k-means labels. Its cross-entropy

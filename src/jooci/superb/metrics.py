@@ -141,7 +141,7 @@ def task_error(metric: str, value: float) -> float:
 
 
 def relative_improvement(metric: str, value: float, reference: float) -> float | None:
-    """Relative error reduction in % of ``value`` over ``reference`` (DESIGN §2 row 14):
+    """Relative error reduction in % of ``value`` over ``reference`` (docs/evaluation.md):
     ``(e_ref - e) / e_ref``; None when the reference has no error to reduce."""
     e, e_ref = task_error(metric, value), task_error(metric, reference)
     if e_ref <= 0:

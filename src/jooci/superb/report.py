@@ -3,7 +3,7 @@
 - ``report.md``: models x tasks (PR PER, ASR WER, SID acc, ASV EER + minDCF, ER acc), the
   test-set uncertainty (95 % bootstrap intervals, and the paired difference to the reference with
   a verdict, for runs that stored per-item test records), the relative improvement over a
-  reference model per task and its mean over tasks (DESIGN §2 row 14: relative error reduction,
+  reference model per task and its mean over tasks (docs/evaluation.md: relative error reduction,
   accuracy -> error = 100 - acc), the learning rates chosen, and the layer-wise probe values.
 - ``layer_weights.png``: the learned softmax layer weights, one panel per model, one line per task.
 - ``layerwise.png``: the layer-wise analysis, a linear probe per hidden state for PR (Content) and

@@ -55,12 +55,12 @@ def default_settings() -> dict[str, TaskSettings]:
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     """Settings of one evaluation run.
 
     seed: seeds every head, batch order and crop. layers: "all", "content" or "other" hidden
-    states in the weighted sum (DESIGN §2 row 13: all). normalize: LayerNorm each state before
+    states in the weighted sum (default all: docs/evaluation.md E3). normalize: LayerNorm each state before
     the sum. tasks: per-task epochs / LR sweep / batch size. probes: tasks to run the layer-wise
     probe for (a subset of "pr", "sid"); probe_epochs: their epochs (dev-scored 3 times).
     cache_dir: feature cache (default ``<out>/cache``; share

@@ -120,7 +120,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights and hyper-parameters of every learning signal (DESIGN.md §2 rows 4-6, 9-12)."""
+    """Weights and hyper-parameters of every learning signal."""
 
     mpl: float = 1.0  # multi-cluster masked prediction (Content)
     mpl_unmasked: float = 0.0  # weight of the same loss on unmasked frames (fairseq pred_nomask_weight; HuBERT: 0)

@@ -28,7 +28,7 @@ from jooci.superb.featurizer import Featurizer
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskSettings:
     """How one task trains: epochs, learning rates to try (best dev wins), batch size in frames
     (padded, all layers share it), dev scoring cadence."""
