@@ -52,8 +52,9 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class TargetsConfig:
-    """k-means targets for masked prediction; K per label set comes from ``model.clusters``."""
+class TargetStageConfig:
+    """The ``targets`` section: how ``--all`` builds its k-means targets (K per label set comes from
+    ``model.clusters``; :class:`jooci.targets.TargetsConfig` is what the targets stage is given)."""
 
     fraction: float = 1.0  # share of frames k-means is fitted on
     iteration2_layer: int | None = None  # Content layer whose k-means makes the iteration-2 targets (None: the middle one)
@@ -173,7 +174,7 @@ class PretrainConfig:
     model: JOOCIConfig = field(default_factory=lambda: jooci_config("tiny"))
     teacher: SpeakerConfig = field(default_factory=lambda: speaker_config("tiny"))
     data: DataConfig = field(default_factory=DataConfig)
-    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    targets: TargetStageConfig = field(default_factory=TargetStageConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: LossConfig = field(default_factory=LossConfig)
