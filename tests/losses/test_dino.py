@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from jooci.losses import (
-    DINOCenter, MultiCropConfig, covariance_loss, dino_loss, embedding_distillation, ema_update_, multi_crop, rdino_regularizer,
+    DINOCenter, MultiCropConfig, covariance_loss, dino_loss, embedding_distillation, ema_update_, multi_crop, rdino_regulariser,
     variance_loss,
 )
 
@@ -86,7 +86,7 @@ def test_variance_and_covariance_by_hand():
     y = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [0.0, 0.0]])  # cov = [[1, 1], [1, 1]]
     assert covariance_loss(y).item() == pytest.approx(1.0)
     assert covariance_loss(y, normalizer=4).item() == pytest.approx(0.5)
-    reg = rdino_regularizer([y, y], std_coeff=10, cov_coeff=1)  # two global views averaged
+    reg = rdino_regulariser([y, y], std_coeff=10, cov_coeff=1)  # two global views averaged
     std_y = 1 - math.sqrt(1 + 1e-4)  # negative -> hinge 0
     assert reg.std.item() == pytest.approx(max(std_y, 0.0))
     assert reg.loss.item() == pytest.approx(10 * reg.std.item() + 1.0)

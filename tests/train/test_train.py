@@ -327,7 +327,7 @@ def test_confusion_adversary_trains_decoder_on_ce_and_encoder_on_confusion_only(
     import jooci.train.steps as S
     from jooci.data.dataset import Batch
     from jooci.losses.dino import DINOCenter
-    from jooci.losses.regularizer import adversary_loss, confusion_loss
+    from jooci.losses.regulariser import adversary_loss, confusion_loss
     from jooci.models import JOOCI
     from jooci.models.speaker import SpeakerModel, speaker_config
     from jooci.train.config import LossConfig

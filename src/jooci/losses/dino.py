@@ -233,20 +233,20 @@ def covariance_loss(x: torch.Tensor, normalizer: float | None = None) -> torch.T
 
 
 @dataclass
-class RegularizerOutput:
+class RegulariserOutput:
     loss: torch.Tensor  # std_coeff * std + cov_coeff * cov
     std: torch.Tensor
     cov: torch.Tensor
 
 
-def rdino_regularizer(
+def rdino_regulariser(
     features: torch.Tensor | Sequence[torch.Tensor],
     *,
     std_coeff: float = 10.0,
     cov_coeff: float = 1.0,
     std_target: float = 1.0,
     cov_normalizer: float | None = None,
-) -> RegularizerOutput:
+) -> RegulariserOutput:
     """RDINO's regulariser on head features.
 
     Args:
@@ -261,7 +261,7 @@ def rdino_regularizer(
     x = x - x.mean(dim=0, keepdim=True)
     std = variance_loss(x, std_target)
     cov = covariance_loss(x, cov_normalizer)
-    return RegularizerOutput(std_coeff * std + cov_coeff * cov, std, cov)
+    return RegulariserOutput(std_coeff * std + cov_coeff * cov, std, cov)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +294,6 @@ def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None
 
 
 __all__ = [
-    "DINOCenter", "MultiCropConfig", "RegularizerOutput", "View", "covariance_loss", "dino_loss",
-    "ema_update_", "multi_crop", "rdino_regularizer", "variance_loss",
+    "DINOCenter", "MultiCropConfig", "RegulariserOutput", "View", "covariance_loss", "dino_loss",
+    "ema_update_", "multi_crop", "rdino_regulariser", "variance_loss",
 ]

@@ -130,7 +130,7 @@ class LossConfig:
     regulariser: float = 1.0  # content adversary behind the gradient reversal layer (Other)
     # How the Other encoder fights the content adversary: "reversal" (the paper's gradient reversal:
     # the encoder maximises the adversary's cross-entropy) or "confusion" (the encoder pushes the
-    # adversary's prediction towards uniform; bounded, see losses/regularizer.py)
+    # adversary's prediction towards uniform; bounded, see losses/regulariser.py)
     adversary: Literal["reversal", "confusion"] = "reversal"
     reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)
     feature_penalty: float = 10.0  # HuBERT's L2 penalty on the CNN output

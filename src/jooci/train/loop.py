@@ -32,7 +32,7 @@ from jooci.configio import flatten_dotted, to_dict
 from jooci.data.dataset import Batch, make_loader
 from jooci.data.manifest import Utterance, read_manifest, write_manifest
 from jooci.losses.dino import DINOCenter, ema_update_
-from jooci.losses.regularizer import dann_lambda
+from jooci.losses.regulariser import dann_lambda
 from jooci.losses.schedules import CosineSchedule
 from jooci.models.baseline import BaselineConfig, HuBERTBaseline
 from jooci.models.jooci import JOOCI

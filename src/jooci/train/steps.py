@@ -35,10 +35,10 @@ from torch import Tensor
 from jooci.data.augment import augment
 from jooci.data.dataset import Batch
 from jooci.features import log_mel
-from jooci.losses.dino import (DINOCenter, RegularizerOutput, View, dino_loss, embedding_distillation, multi_crop,
-                               rdino_regularizer)
+from jooci.losses.dino import (DINOCenter, RegulariserOutput, View, dino_loss, embedding_distillation, multi_crop,
+                               rdino_regulariser)
 from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
-from jooci.losses.regularizer import adversary_loss, confusion_loss, reconstruction_loss
+from jooci.losses.regulariser import adversary_loss, confusion_loss, reconstruction_loss
 from jooci.models._util import padding_mask as make_padding_mask
 from jooci.models.baseline import HuBERTBaseline
 from jooci.models.jooci import JOOCI
@@ -116,10 +116,10 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
                         teacher_temp=c.teacher_temp)
     if batch.waveforms.shape[0] >= 2:
-        reg = rdino_regularizer(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
+        reg = rdino_regulariser(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
     else:  # one utterance (an epoch's last batch can be): no spread across items to regularise
         zero = s_features[0].sum() * 0.0
-        reg = RegularizerOutput(zero, zero.detach(), zero.detach())
+        reg = RegulariserOutput(zero, zero.detach(), zero.detach())
     loss = distill + ctx.rdino_weight * reg.loss
     center.update(t_logits, ctx.reduce)
     return StepOutput(loss, {"distill": distill.item(), "rdino_reg": reg.loss.item(),
