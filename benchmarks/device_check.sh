@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run on a lent GPU machine (see benchmarks/gpu.md for what it gave):
+# One prepared run on a lent GPU machine (see benchmarks/RESULTS.md for what it gave):
 #   1. the step/extraction benchmark against HF HuBERT (GPU to itself),
 #   2. then, side by side: the GPU tests (pytest -m gpu) and four demos -- seeds 0, 1, 2 at the
 #      demo's budget and seed 0 at 3x its steps -- to see how much of the demo's verdict is seed
