@@ -1,6 +1,6 @@
 """Upstreams (a jooci model folder, or the ``fbank`` floor) and the on-disk feature cache.
 
-Features are extracted once per model with :func:`jooci.models.extract.extract_to_shards`
+Features are extracted once per model with :func:`jooci.extract.extract_to_shards`
 (float16, one ``.npy`` per layer) and reused by every task and every later run. The cache is
 keyed by the model's fingerprint; inside, each extraction run is a *chunk*, and utterances are
 looked up by ``(audio path, num_samples)``, so one file named by several manifests (VoxCeleb1's
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from jooci.data.manifest import Utterance
 from jooci.features import log_mel
-from jooci.models.extract import extract_to_shards
+from jooci.extract import extract_to_shards
 from jooci.models.outputs import FeatureOutput
 from jooci.superb.featurizer import UpstreamInfo, layer_names
 

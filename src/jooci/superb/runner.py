@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from jooci.hub import CheckpointError
-from jooci.models.extract import ExtractError
+from jooci.extract import ExtractError
 from jooci.superb.cache import FBANK, FeatureBank, extract_missing, load_upstream
 from jooci.superb.data import DataFolder, TaskDataError, TaskSplits, read_lexicon, task_splits
 from jooci.superb.featurizer import UpstreamInfo

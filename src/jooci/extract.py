@@ -14,7 +14,6 @@ Files that cannot be read are skipped with a logged warning naming the file; the
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -180,30 +179,28 @@ def extract_to_shards(
     return summary
 
 
-def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``jooci extract``."""
-    parser.add_argument("--model", required=True, help="model folder (config.json + model.safetensors)")
-    parser.add_argument("--manifest", required=True, help="JSONL manifest of the utterances")
-    parser.add_argument("--out", required=True, help="output folder for the shards")
-    parser.add_argument("--layers", type=int, nargs="+", default=None,
-                        help="hidden-state indices (0: Transformer input, 1..L: Content, then Other); default all")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch, seconds")
-    parser.add_argument("--shard-size", type=int, default=1000, help="utterances per shard")
-    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--max-skipped", type=float, default=0.05,
-                        help="fail if more than this fraction of files is unreadable")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+def extract_manifest(
+    model: str | os.PathLike | nn.Module,
+    manifest: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    layers: Sequence[int] | None = None,
+    batch_seconds: float = 60.0,
+    shard_size: int = 1000,
+    dtype: str = "float16",
+    device: str = "cpu",
+    max_skipped: float = 0.05,
+    progress: bool = True,
+) -> ExtractSummary:
+    """``jooci extract``: load ``model`` (a model folder, or a module moved to ``device``) and the
+    JSONL ``manifest``, write the shards into ``out``. Arguments as :func:`extract_to_shards`.
 
-
-def run_extract(args: argparse.Namespace) -> ExtractSummary:
-    """``jooci extract``: load the model and manifest, write the shards."""
+    Unreadable files are skipped and counted during extraction, not refused up front.
+    """
     from jooci.data.manifest import read_manifest
     from jooci.hub import load
 
-    model = load(args.model, map_location=args.device)
-    # Unreadable files are skipped and counted during extraction, not refused up front.
-    utts = read_manifest(args.manifest, check_files=False, check_durations=False)
-    return extract_to_shards(model, utts, args.out, layers=args.layers, batch_seconds=args.batch_seconds,
-                             progress=not args.no_progress, shard_size=args.shard_size, dtype=args.dtype,
-                             max_skipped=args.max_skipped)
+    module = model.to(device) if isinstance(model, nn.Module) else load(model, map_location=device)
+    utts = read_manifest(manifest, check_files=False, check_durations=False)
+    return extract_to_shards(module, utts, out, layers=layers, batch_seconds=batch_seconds, progress=progress,
+                             shard_size=shard_size, dtype=dtype, max_skipped=max_skipped)

@@ -1,4 +1,3 @@
-import argparse
 import json
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 
 from jooci.data.manifest import Utterance
 from jooci.models import JOOCI
-from jooci.models.extract import ExtractError, add_extract_arguments, extract_to_shards, run_extract
+from jooci.extract import ExtractError, extract_manifest, extract_to_shards
 
 
 def _corpus(tmp_path, n_good: int = 5, bad: bool = True) -> list[Utterance]:
@@ -59,16 +58,12 @@ def test_too_many_bad_files_fail_the_run_naming_them(tmp_path):
         extract_to_shards(model, utts[:1], tmp_path / "g", layers=[99], progress=False)
 
 
-def test_cli_entry_points(tmp_path):
+def test_extract_manifest_loads_a_model_folder(tmp_path):
     model = JOOCI.from_preset("tiny")
     model.save_pretrained(tmp_path / "model")
     utts = _corpus(tmp_path, n_good=2, bad=False)
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(u.to_json() + "\n" for u in utts))
-    parser = argparse.ArgumentParser()
-    add_extract_arguments(parser)
-    args = parser.parse_args(["--model", str(tmp_path / "model"), "--manifest", str(manifest),
-                              "--out", str(tmp_path / "out"), "--layers", "1", "--no-progress"])
-    summary = run_extract(args)
+    summary = extract_manifest(tmp_path / "model", manifest, tmp_path / "out", layers=[1], progress=False)
     assert summary.num_utterances == 2 and summary.layers == [1]
     assert np.load(tmp_path / "out" / "shard_00000.layer01.npy").dtype == np.float16
