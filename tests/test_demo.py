@@ -52,7 +52,7 @@ def test_estimate_follows_the_work():
 
     small = estimate_seconds(load_config(preset_path("small"), []), 60, 0)
     assert list(small) == ["corpus", "pretrain", "evaluate", "speaker check", "report"]
-    assert 8 * 60 < sum(small.values()) < 20 * 60  # the measured demo: see REFERENCE_SECONDS (session 4)
+    assert 8 * 60 < sum(small.values()) < 20 * 60  # the reference machine's demo: see REFERENCE_SECONDS
     longer = estimate_seconds(load_config(preset_path("small"), ["schedule.scale=2"]), 60, 0)
     assert longer["pretrain"] > 1.7 * small["pretrain"] and longer["evaluate"] == small["evaluate"]
     ablated = estimate_seconds(load_config(preset_path("small"), []), 60, 2)
@@ -201,7 +201,7 @@ def test_speaker_reading_says_what_the_teachers_training_gave_it():
             rows[1]["sid_probe"], rows[2]["sid_probe"] = {"test": untrained_probe}, {"test": teacher_probe}
         return speaker_reading(rows)[0]
 
-    # the demo's case (session 7): cosine scoring better, the linear probe not
+    # cosine scoring better, the linear probe not
     geometry = reading(8.0, 11.1, 79.5, 78.0)
     assert "(EER 8.0 against 11.1 %, SID probe 79.5 against 78.0 %)" in geometry
     assert "improved how cosine scores compare unseen speakers, but not" in geometry

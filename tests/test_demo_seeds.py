@@ -39,7 +39,7 @@ def _seed(jooci_sid: int, jooci_er: int = 120, jooci_asv: int = 60):
 
 
 def test_summary_counts_wins_per_seed_and_averages(tmp_path):
-    from jooci.demo_seeds import seed_table, seed_verdict, write_seed_summary
+    from jooci.demo.seeds import seed_table, seed_verdict, write_seed_summary
 
     folders = {}
     for seed, sid in ((0, 160), (1, 101), (2, 40)):  # clear win, within noise, clear loss
@@ -93,7 +93,7 @@ def test_summary_reads_the_control_over_the_seeds(tmp_path):
     """JOOCI wins ER and SID against the baseline in every seed; the control (JOOCI with its Other
     encoder untrained) matches it on ER but not on SID: only SID is credited to the training."""
     from jooci.demo import CONTROL
-    from jooci.demo_seeds import write_seed_summary
+    from jooci.demo.seeds import write_seed_summary
 
     folders = {}
     for seed in (0, 1, 2):
@@ -116,7 +116,7 @@ def test_summary_reads_the_control_over_the_seeds(tmp_path):
 
 
 def test_pooled_interval_resamples_each_seed_within_itself():
-    from jooci.demo_seeds import seed_table
+    from jooci.demo.seeds import seed_table
 
     docs = {s: {m: {"tasks": {t: _task(t, v) for t, v in tasks.items()}} for m, tasks in _seed(110).items()}
             for s in range(4)}
@@ -131,7 +131,7 @@ def test_pooled_interval_resamples_each_seed_within_itself():
 
 
 def test_run_demo_seeds_runs_each_seed_in_its_folder(tmp_path, monkeypatch):
-    import jooci.demo_seeds as DS
+    import jooci.demo.seeds as DS
 
     calls = []
 
@@ -150,7 +150,7 @@ def test_run_demo_seeds_runs_each_seed_in_its_folder(tmp_path, monkeypatch):
 
 
 def test_summary_names_a_seed_without_results(tmp_path):
-    from jooci.demo_seeds import write_seed_summary
+    from jooci.demo.seeds import write_seed_summary
 
     (tmp_path / "seed-0").mkdir()
     with pytest.raises(FileNotFoundError, match="seed-0: no finished demo evaluation"):
@@ -159,7 +159,7 @@ def test_summary_names_a_seed_without_results(tmp_path):
 
 def test_the_cli_passes_every_option_to_each_seed(tmp_path, monkeypatch):
     """`jooci demo --seeds` reaches run_demo once per seed with the command line's settings."""
-    import jooci.demo_seeds as DS
+    import jooci.demo.seeds as DS
     from jooci.cli import main
 
     calls = []

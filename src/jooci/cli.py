@@ -164,15 +164,66 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    from jooci.demo import add_demo_arguments
+    from jooci.demo.common import ABLATIONS
 
-    add_demo_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
+    p.add_argument("--preset", default="small", help="config preset: configs/<preset>.yaml (default small)")
+    p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
+    p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="run the demo once per seed into DIR/seed-K (instead of --seed) and summarise them in "
+                        "DIR/report: mean ± sd, and per task a verdict from the 95 %% interval of JOOCI − baseline "
+                        "over the seeds; each seed takes as long as one demo")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for evaluation (default 1: fastest on 2 cores; raise on many cores)")
+    p.add_argument("--ablate", nargs="+", default=[], choices=list(ABLATIONS), metavar="NAME",
+                   help="also train and evaluate JOOCI variants: " + ", ".join(ABLATIONS))
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from jooci.demo import run_demo_command
+    import jooci.demo as demo
+    from jooci.data.synth import SynthError
 
-    return run_demo_command(args)
+    try:
+        if args.seeds:
+            demo.run_demo_seeds(args.out, args.seeds, preset=args.preset, minutes=args.minutes,
+                                ablate=args.ablate, overrides=args.overrides, speakers=args.speakers,
+                                device=args.device, threads=args.threads)
+        else:
+            demo.run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides,
+                          args.speakers, args.device, args.threads)
+    except SynthError as e:  # a corpus of other settings or an older format: never replaced silently
+        print(f"jooci demo: error: {e} (a demo folder from another version or with other settings: "
+              "pass another --out, or delete the folder to start over)", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"jooci demo: error: {e}", file=sys.stderr)
+        if _raised_in_a_package(e):  # a library failing deep in a run: a bug, not bad input
+            import traceback
+
+            traceback.print_exception(e, file=sys.stderr)
+            print("jooci demo: the error above was raised inside a library, not by jooci's own checks: "
+                  "this is likely a bug in jooci; please report it with the traceback", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _raised_in_a_package(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e``'s traceback is an installed package other than jooci
+    (torch, numpy, ...): a failure deep inside a library. jooci's own checks and Python's standard
+    library (a missing file, a broken JSON file) are input problems, reported in one line."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if where.is_relative_to(Path(__file__).resolve().parent):  # jooci itself, wherever it is installed
+        return False
+    return "site-packages" in where.parts or "dist-packages" in where.parts
 
 
 # One literal table: subcommand -> (help, add arguments, run). No registry, no import-time magic.

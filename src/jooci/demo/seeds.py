@@ -2,22 +2,21 @@
 
 One demo is one draw: a fresh corpus, fresh initialisations, fresh crops and masks. Its paired
 bootstrap intervals resample the test items only, so they leave out the randomness of pretraining,
-and at the demo's scale that randomness is as large as the differences it reports (session 3: the
-same setting gave JOOCI − baseline ASV EER +0.4 on seed 0 and −4.4 on seed 1). Several seeds show
-how much of a difference survives a new draw.
+which at the demo's scale can be as large as the differences it reports. Several seeds show how
+much of a difference survives a new draw.
 
 Layout: ``DIR/seed-K/`` is a whole demo (``jooci demo --out DIR/seed-K --seed K``, reused when
 finished); ``DIR/report/report.md`` is the summary: every model's mean ± standard deviation over
 the seeds, JOOCI − baseline per seed with each seed's paired-bootstrap verdict, how many seeds
 JOOCI won and lost per task, a paired plot, and a verdict in words.
 
-The verdict over the seeds (fixed before the four-seed run of session 5 was looked at; see
-docs/evaluation.md): on each task, the mean of the per-seed differences JOOCI − baseline with a
-95 % Student-t interval over the seeds. JOOCI is better (worse) on a task when that interval
-excludes 0 on its side (the baseline's side), else the task is within noise. The interval's
-spread is the seeds' own, so it holds pretraining and test-set randomness both; it needs two
-seeds and is wide with few (t = 3.18 for four). Beside it, the test-sampling interval of the same
-mean with each seed's items resampled within that seed (pretraining held fixed).
+The verdict over the seeds (a fixed rule; see docs/evaluation.md): on each task, the mean of the
+per-seed differences JOOCI − baseline with a 95 % Student-t interval over the seeds. JOOCI is
+better (worse) on a task when that interval excludes 0 on its side (the baseline's side), else
+the task is within noise. The interval's spread is the seeds' own, so it holds pretraining and
+test-set randomness both; it needs two seeds and is wide with few (t = 3.18 for four). Beside it,
+the test-sampling interval of the same mean with each seed's items resampled within that seed
+(pretraining held fixed).
 """
 
 from __future__ import annotations
@@ -28,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jooci.demo import CONTENT_TASKS, CONTROL, OTHER_TASKS, TASKS, _duration, credit_sentences, run_demo
-from jooci.superb.metrics import METRICS, seed_interval, stratified_paired_bootstrap
+from jooci.demo.common import CONTENT_TASKS, CONTROL, OTHER_TASKS, TASKS, duration
+from jooci.demo.pipeline import run_demo
+from jooci.demo.report import credit_sentences
 
 SIGN = {"better": "b", "worse": "w", "same": "·"}
 
@@ -46,7 +46,7 @@ def run_demo_seeds(out: str | Path, seeds: list[int], **kwargs: Any) -> Path:
         run_demo(out / f"seed-{seed}", seed=seed, **kwargs)
         folders[seed] = out / f"seed-{seed}"
     report = write_seed_summary(out, folders)
-    print(f"\nsummary over {len(seeds)} seeds: {report}\n(all seeds, this run: {_duration(time.perf_counter() - t0)})")
+    print(f"\nsummary over {len(seeds)} seeds: {report}\n(all seeds, this run: {duration(time.perf_counter() - t0)})")
     return report
 
 
@@ -93,6 +93,7 @@ def seed_table(docs: dict[int, dict[str, dict]]) -> dict[str, Any]:
 
 def differences(docs: dict[int, dict[str, dict]], a: str, b: str) -> dict[str, Any]:
     """Per task: model ``a`` − model ``b`` over the seeds (the entries :func:`seed_table` documents)."""
+    from jooci.superb.metrics import METRICS, seed_interval, stratified_paired_bootstrap
     from jooci.superb.report import compare, interval_verdict
 
     seeds = sorted(docs)
