@@ -1,8 +1,8 @@
-"""Does JOOCI's wiring carry a teacher's speaker knowledge into SUPERB SID/ASV? (session 6, issue 7)
+"""Does JOOCI's wiring carry a teacher's speaker knowledge into SUPERB SID/ASV?
 
-Session 5 found that at demo scale the self-supervised RDINO teacher identifies the corpus's
-speakers no better than the log-mel statistics both models read at their input (linear SID
-probe 83.5 vs 87.9 %), and concluded that the Other stream has nothing to add on SID. That is a
+At demo scale the self-supervised RDINO teacher identifies the corpus's speakers no better than
+the log-mel statistics both models read at their input (linear SID probe 83.5 vs 87.9 %,
+``../sid-diagnostic/``), so the Other stream has nothing to add on SID. That is a
 statement about the teacher. It does not show that a *better* teacher would help: the
 distillation, the Other encoder's capacity or the SUPERB read-out (frame states, mean pooling)
 could lose what the teacher knows. This script tests the wiring with a teacher that certainly
@@ -15,19 +15,20 @@ dev and test utterances and the held-out ASV speakers are never seen). It is a s
 teacher, so it is a diagnostic, not a recipe: JOOCI's teacher is RDINO, and an external teacher
 enters JOOCI exactly as here (``run.teacher_init``, the paper's set-up: RDINO was trained on other
 data). Its DINO centre is zero. Phases 1 and 2 are then retrained from the demo's own Content
-model with ``configs/small.yaml`` unchanged, and the result is evaluated like every demo model.
+model with the preset's config unchanged, and the result is evaluated like every demo model.
 
-Written before any result existed (session 6). What would show what:
+Written before any result existed (2026-11-26). What would show what:
 - the oracle's Other embedding reaches the teacher's SID probe and JOOCI's SUPERB SID beats the
   baseline over the seeds: the wiring carries speaker knowledge; the demo's SID gap comes from
-  its teacher (the cause session 5 named);
+  its teacher (the cause ``../sid-diagnostic/`` named);
 - the Other *embedding* reaches the teacher but SUPERB SID does not move: the read-out (the
   Other frame states SUPERB's weighted sum sees, mean-pooled) loses it;
 - the Other embedding stays far below the teacher: the distillation loses it.
 
 Usage::
 
-    python benchmarks/oracle_teacher.py runs/demo4/seed-0 [more demo folders] [--steps 300]
+    python experiments/oracle-teacher/oracle_teacher.py runs/demo4/seed-0 [more demo folders] [--steps 300]
+    python experiments/oracle-teacher/oracle_teacher.py runs/demo4/seed-{0,1,2,3} --summary FILE.json
 
 Per folder it writes ``ablations/oracle-teacher/{teacher,phase1,phase2}``, evaluates into
 ``eval/jooci_oracle-teacher`` (so ``jooci demo --seeds`` summaries pick the row up) and writes
@@ -40,17 +41,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from jooci.audio import load_audio
-from jooci.data.manifest import read_manifest, resolve
-from jooci.features import log_mel
-from jooci.models.speaker import SpeakerModel, save_speaker_folder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 NAME = "oracle-teacher"
 TEMPERATURE = 0.1
@@ -59,6 +54,14 @@ TEMPERATURE = 0.1
 def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batch: int = 16,
                  crop_seconds: float = 3.0, lr: float = 1e-3, seed: int = 0) -> Path:
     """A speaker model trained on speaker labels; saved as a teacher folder (zero DINO centre)."""
+    import torch
+    import torch.nn.functional as F
+
+    from jooci.audio import SAMPLE_RATE, load_audio
+    from jooci.data.manifest import read_manifest, resolve
+    from jooci.features import log_mel
+    from jooci.models.speaker import SpeakerModel, save_speaker_folder
+
     final = out / "final"
     if (final / "model.safetensors").exists():
         return final
@@ -68,7 +71,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
         raise ValueError(f"{len(speakers)} speakers but only {teacher_cfg.head.out_dim} prototypes")
     target = torch.tensor([speakers.index(u.speaker) for u in utts])
     audio = [torch.from_numpy(load_audio(resolve(u, corpus))) for u in utts]
-    crop = int(crop_seconds * 16000)
+    crop = int(crop_seconds * SAMPLE_RATE)
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -108,22 +111,21 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
     return final
 
 
-def run(demo: Path, steps: int) -> dict:
+def run(demo: Path, steps: int, preset: str = "small", overrides: list[str] | None = None) -> dict:
     from retrain_phases import retrain
 
-    from jooci.train.config import preset_path
     from jooci.superb.verify import sid_probe, verify
-    from jooci.train.config import load_config
+    from jooci.train.config import load_config, preset_path
 
     corpus = demo / "corpus"
     seed = json.loads((corpus / "synth.json").read_text())["config"]["seed"]
     folder = demo / "ablations" / NAME
-    base = load_config(preset_path("small"), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu"])
+    base = load_config(preset_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu"])
     t0 = time.perf_counter()
     teacher = train_oracle(corpus, folder / "teacher", base.teacher, steps=steps, seed=seed)
     t_teacher = time.perf_counter() - t0
     # phases 1-2 and the evaluation as for every retrained variant, with this teacher
-    phases = retrain(demo, NAME, [f"run.teacher_init={teacher}"])
+    phases = retrain(demo, NAME, [f"run.teacher_init={teacher}", *(overrides or [])], preset)
     model = phases["model"]
     check = {}
     for name, src in (("oracle teacher", str(teacher)), ("jooci oracle-teacher Other embedding", model)):
@@ -134,13 +136,16 @@ def run(demo: Path, steps: int) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
     p.add_argument("--steps", type=int, default=300, help="oracle teacher steps (default: the demo teacher's 300)")
+    p.add_argument("--preset", default="small", help="the preset the demo folders were made with")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="a config override for phases 1-2 (repeat for more; the recorded runs used none)")
     p.add_argument("--summary", type=Path, default=None,
                    help="only summarise finished folders over the seeds into this JSON file")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.summary:  # the same summary as every retrained variant's, plus the speaker checks
         from retrain_phases import print_summary, summarise
 
@@ -149,12 +154,14 @@ def main() -> None:
                                   ["speaker_check"] for d in args.demos}
         args.summary.write_text(json.dumps(table, indent=1))
         print_summary({k: v for k, v in table.items() if k != "speaker_check"})
-        return
+        return 0
+    import torch
+
     torch.set_num_threads(2)
     for demo in args.demos:
-        print(json.dumps(run(demo, args.steps), indent=1), flush=True)
+        print(json.dumps(run(demo, args.steps, args.preset, args.overrides), indent=1), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
-    main()
+    raise SystemExit(main())

@@ -1,25 +1,16 @@
-"""How much of its teacher does the Other encoder take over, as phase 1 gets longer? (session 6, issue 7)
-
-``benchmarks/oracle_teacher.py`` gave JOOCI a teacher that identifies the corpus's speakers far
-better than the log-mel statistics (linear SID probe 97.7 against 88.6 %, seed 0). After the
-demo's 80 + 80 phase steps JOOCI's Other embedding reached 85.6 %: the distillation carried over
-less than half of that teacher's lead. This script asks whether that is a matter of steps.
+"""How much of its teacher does the Other encoder take over, as phase 1 gets longer?
 
 For one demo folder and each teacher given, phase 1 is retrained from the demo's Content model
-(``configs/small.yaml``; only ``schedule.phase1.steps`` and its warm-up, 10 %, change) for each step
-count, and the Other embedding of the result is measured on the dev sets only (test figures are
-stored but are not what any choice is made on):
-
-- ``sid``: linear SID probe (``jooci verify --probe``: SID train split, C chosen on SID dev);
-- ``style``: the same probe with ER's labels on the ER splits (speaking style, held-out speakers);
-- ``eer_dev``: cosine-scored EER on the corpus's held-out dev-speaker trials (``trials_dev.txt``).
-
-Each teacher's row also holds what it gives the student to learn (``targets``:
-``jooci.superb.verify.teacher_targets``).
+(the preset's config; only ``schedule.phase1.steps`` and its warm-up, 10 %, change, plus any
+``--set``) for each step count, and the Other embedding of the result is measured on the dev sets
+(``experiments/tools/measures.py``: SID probe, style probe, dev-trial EER). Each teacher's own row
+also holds what it gives the student to learn (``targets``: ``jooci.superb.verify.teacher_targets``).
+Rows are appended to ``--out`` (a JSON list); rows already there are not run again.
 
 Usage::
 
-    python benchmarks/phase1_steps.py runs/demo4/seed-0 --teacher rdino=runs/demo4/seed-0/pretrain/teacher/final \
+    python experiments/phase1-steps/phase1_steps.py runs/demo4/seed-0 \\
+        --teacher rdino=runs/demo4/seed-0/pretrain/teacher/final \\
         --teacher oracle=runs/demo4/seed-0/ablations/oracle-teacher/teacher/final --steps 80 240 480 --out FILE.json
 """
 
@@ -27,34 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from jooci.superb.data import DataFolder, task_splits
-from jooci.superb.verify import embed_utterances, embedder, linear_probe, sid_probe, teacher_targets, verify
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 
-def style_probe(source: str, corpus: Path) -> dict:
-    """Linear probe of speaking style (ER labels) on ``source``'s utterance embedding."""
-    splits = task_splits("er", DataFolder(corpus))
-    parts = {"train": splits.train, "dev": splits.dev, "test": splits.test}
-    emb = embed_utterances(embedder(source), [u for p in parts.values() for u in p])
-    x = {n: torch.stack([emb[u.id] for u in p]).double().numpy() for n, p in parts.items()}
-    y = {n: np.array([u.style for u in p]) for n, p in parts.items()}
-    return linear_probe(x, y)
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from measures import measure
 
-
-def measure(source: str, corpus: Path) -> dict:
-    return {"sid": sid_probe(source, corpus), "style": style_probe(source, corpus),
-            "eer_dev": verify(source, corpus, trials="dev").eer}
-
-
-def main() -> None:
-    from jooci.train.config import preset_path
-    from jooci.train.config import load_config
+    from jooci.superb.verify import teacher_targets
+    from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
 
@@ -65,8 +41,9 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="a config override for every run (repeat for more); name the variant with --tag")
     p.add_argument("--tag", default="", help="the variant's name, added to the teacher's in rows and folders")
+    p.add_argument("--preset", default="small", help="the preset the demo folder was made with")
     p.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.overrides and not args.tag:
         p.error("--set needs a --tag, so that the variant's rows and folders are told apart")
     torch.set_num_threads(2)
@@ -87,7 +64,7 @@ def main() -> None:
         for steps in args.steps:
             if (name, steps) in done:
                 continue
-            cfg = load_config(preset_path("small"), [
+            cfg = load_config(preset_path(args.preset), [
                 f"data.corpus={corpus}", f"run.seed={seed}", "run.device=cpu", f"run.teacher_init={teacher}",
                 f"schedule.phase1.steps={steps}", f"schedule.phase1.warmup_steps={max(1, steps // 10)}",
                 *args.overrides])
@@ -104,7 +81,8 @@ def main() -> None:
     for r in results:
         print(f"{r['teacher']:24s} {str(r['steps']):>8s}  SID probe dev/test {r['sid']['dev']:5.1f}/{r['sid']['test']:5.1f}"
               f"  style dev/test {r['style']['dev']:5.1f}/{r['style']['test']:5.1f}  dev-trial EER {r['eer_dev']:5.2f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Where is the speaker (or style) information a SID (ER) head could use? (session 5, issue 7)
+"""Where is the speaker (or style) information a SID (ER) head could use?
 
 For one finished demo folder (``jooci demo --out DIR``), a linear probe (standardised features,
 logistic regression, C chosen on the task's dev split: ``jooci.superb.verify.linear_probe``) is trained on the train split of the SID
@@ -10,7 +10,7 @@ utterance-level features from:
 - every hidden state of JOOCI and the baseline, pooled by mean (what SUPERB's SID head sees) and
   by mean + std (what an x-vector-style head sees).
 
-Usage: ``python benchmarks/sid_diagnostic.py runs/demo4/seed-0 [more folders] --out FILE.json [--task er]``
+Usage: ``python experiments/sid-diagnostic/sid_diagnostic.py runs/demo4/seed-0 [more folders] --out FILE.json [--task er]``
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ import numpy as np
 import torch
 
 from jooci import hub
+from jooci.audio import SAMPLE_RATE
 from jooci.superb.data import DataFolder, task_splits
-from jooci.superb.verify import mean_std_pool, embed_utterances, fbank_embedder, linear_probe, teacher_embedder
+from jooci.superb.verify import embed_utterances, fbank_embedder, linear_probe, mean_std_pool, teacher_embedder
+
+SILENCE = torch.zeros(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE])  # one second, to read a model's shapes
 
 
-def _all_layers(folder: Path):
+def all_layers(folder: Path):
+    """An embedder of every hidden state's mean + std (and the model's own embedding, if any)."""
     model = hub.load(folder, map_location="cpu").eval()
 
     def embed(wav, lengths):
@@ -37,13 +41,12 @@ def _all_layers(folder: Path):
             parts.append(out.embedding.float())
         return torch.cat(parts, dim=-1)
 
-    width = model.extract_features(torch.zeros(1, 16000), torch.tensor([16000])).hidden_states[0].shape[-1]
+    width = model.extract_features(*SILENCE).hidden_states[0].shape[-1]
     return embed, width, model
 
 
-def _probe(train_x, train_y, dev_x, dev_y, test_x, test_y) -> dict:
-    return {**linear_probe({"train": train_x, "dev": dev_x, "test": test_x},
-                           {"train": train_y, "dev": dev_y, "test": test_y}), "dim": int(train_x.shape[1])}
+def probe_splits(x: dict, y: dict) -> dict:
+    return {**linear_probe(x, y), "dim": int(x["train"].shape[1])}
 
 
 def diagnose(run: Path, task: str = "sid") -> dict:
@@ -55,7 +58,7 @@ def diagnose(run: Path, task: str = "sid") -> dict:
 
     def probe(emb: dict, sl=slice(None)) -> dict:
         x = {n: torch.stack([emb[u.id][sl] for u in p]).numpy() for n, p in parts.items()}
-        return _probe(x["train"], labels["train"], x["dev"], labels["dev"], x["test"], labels["test"])
+        return probe_splits(x, labels)
 
     out = {}
     fb = embed_utterances(fbank_embedder(), utts)
@@ -63,9 +66,9 @@ def diagnose(run: Path, task: str = "sid") -> dict:
     out["log-mel mean + std"] = probe(fb, slice(None))
     out["teacher embedding"] = probe(embed_utterances(teacher_embedder(run / "pretrain" / "teacher" / "final"), utts))
     for name, folder in (("baseline", run / "pretrain" / "baseline"), ("jooci", run / "pretrain" / "final")):
-        embed, width, model = _all_layers(folder)
+        embed, width, model = all_layers(folder)
         emb = embed_utterances(embed, utts)
-        n_layers = len(model.extract_features(torch.zeros(1, 16000), torch.tensor([16000])).hidden_states)
+        n_layers = len(model.extract_features(*SILENCE).hidden_states)
         names = model.hidden_state_names() if hasattr(model, "hidden_state_names") else [str(i) for i in range(n_layers)]
         for i in range(n_layers):
             base = 2 * width * i
@@ -76,12 +79,12 @@ def diagnose(run: Path, task: str = "sid") -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--task", choices=("sid", "er"), default="sid")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_grad_enabled(False)
     results = {}
     for run in args.runs:
@@ -90,7 +93,8 @@ def main() -> None:
         for k, v in results[str(run)].items():
             print(f"{k:32s} dev {v['dev']:6.2f}  test {v['test']:6.2f}  (C={v['C']}, dim {v['dim']})", flush=True)
     args.out.write_text(json.dumps(results, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,24 +1,23 @@
-"""An RDINO teacher trained outside the demo's budget, on a separate synthetic corpus (session 7, issue 7).
+"""An RDINO teacher trained outside the demo's budget, on a separate synthetic corpus.
 
 The paper's teacher is an RDINO pretrained on VoxCeleb2, not trained within JOOCI's budget. At the
 demo's budget the self-supervised teacher is barely a better speaker model than an untrained
-network of its architecture (``benchmarks/demo.md``, session 7). This script is the next step on a
+network of its architecture (``../teacher-variants/``). This script is the next step on a
 machine with more compute. It synthesises a teacher corpus with other speakers than the demo's
 (another seed, more speakers and minutes), trains the small preset's RDINO teacher on all of it
 for many steps, then measures the teacher on a demo corpus's dev sets, beside an untrained
 network of its architecture: SID probe, dev-trial EER, DINO targets. A teacher that clearly beats
 the untrained one can enter JOOCI through ``run.teacher_init``, e.g. via
-``benchmarks/retrain_phases.py ... --set run.teacher_init=OUT/teacher/final``.
+``experiments/tools/retrain_phases.py ... --set run.teacher_init=OUT/teacher/final``.
 
 ``--exclude-voices-of CORPUS ...`` drops every teacher-corpus speaker whose espeak voice (accent and
 variant, JOOCI-synth's voice quality) is also a voice of one of those corpora, so the teacher never
 hears a demo speaker's voice, not even with another pitch and rate: as VoxCeleb's speakers are not
-LibriSpeech's. Without it, about 60 % of a demo corpus's voices are in a 200-speaker teacher corpus
-(session 8).
+LibriSpeech's. Without it, about 60 % of a demo corpus's voices are in a 200-speaker teacher corpus.
 
 Usage (a GPU machine; ``--workers`` feeds it from DataLoader processes)::
 
-    python benchmarks/teacher_at_scale.py --out runs/teacher-scale --demo-corpus runs/demo/corpus \\
+    python experiments/teacher-at-scale/teacher_at_scale.py --out runs/teacher-scale --demo-corpus runs/demo/corpus \\
         --minutes 600 --speakers 400 --steps 5000 --batch-seconds 64 --workers 8 --device cuda
 """
 
@@ -40,6 +39,7 @@ def voices(corpus: Path) -> set[tuple[str, str]]:
 def disjoint_manifests(corpus: Path, others: list[Path]) -> tuple[list[str], dict]:
     """Write ``disjoint-<split>`` manifests into ``corpus`` without the speakers whose voice is a
     voice of ``others``; returns their names and what was kept."""
+    from jooci.audio import SAMPLE_RATE
     from jooci.data.manifest import read_manifest, write_manifest
 
     excluded = set().union(*(voices(c) for c in others))
@@ -48,19 +48,18 @@ def disjoint_manifests(corpus: Path, others: list[Path]) -> tuple[list[str], dic
     names, seconds = [], 0.0
     for split in SPLITS:
         utts = [u for u in read_manifest(corpus / split, check_files=False) if u.speaker in keep]
-        seconds += sum(u.num_samples for u in utts) / 16000
+        seconds += sum(u.num_samples for u in utts) / SAMPLE_RATE
         names.append(f"disjoint-{split}")
         write_manifest(utts, corpus / names[-1])
     return names, {"speakers": len(keep), "of": len(speakers), "minutes": round(seconds / 60, 1),
                    "excluded_voices": len(excluded), "from": [str(c) for c in others]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     from jooci.data.synth import SynthConfig, synthesize
-    from jooci.train.config import preset_path
     from jooci.models.speaker import untrained_speaker_folder
     from jooci.superb.verify import sid_probe, teacher_targets, verify
-    from jooci.train.config import load_config
+    from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, pretraining_manifest, train_phase
 
@@ -77,8 +76,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude-voices-of", type=Path, nargs="+", default=[], metavar="CORPUS",
                    help="drop teacher speakers whose voice (accent + variant) is in any of these corpora")
+    p.add_argument("--preset", default="small", help="the preset whose teacher is trained")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     corpus = args.out / "corpus"
     t0 = time.perf_counter()
@@ -87,7 +87,7 @@ def main() -> None:
     splits, kept = SPLITS, None
     if args.exclude_voices_of:
         splits, kept = disjoint_manifests(corpus, args.exclude_voices_of)
-    cfg = load_config(preset_path("small"), [
+    cfg = load_config(preset_path(args.preset), [
         f"data.corpus={corpus}", f"data.manifests=[{', '.join(splits)}]", f"data.num_workers={args.workers}",
         f"run.device={args.device}", f"run.seed={args.seed}", f"schedule.teacher.steps={args.steps}",
         f"schedule.teacher.warmup_steps={max(1, args.steps // 10)}",
@@ -119,7 +119,8 @@ def main() -> None:
               f"{r['eer_dev']:5.2f}  targets {r['targets']['entropy']:.2f}/{r['targets']['uniform']:.2f} nats, "
               f"top {r['targets']['top_prob']:.3f}")
     print(f"teacher: {args.steps} steps in {t_teacher:.0f} s ({out['audio_seconds_per_second']} audio s/s at the end)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

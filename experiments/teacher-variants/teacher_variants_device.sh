@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 7's one prepared run on a lent GPU machine, used as a 16-core box: eight teacher variants
-# of benchmarks/teacher_variants.py side by side, each on 2 CPU threads (device cpu, as on the
-# project's CPU machine), seed 0 of runs/demo4. Rule and results: benchmarks/demo.md, "Session 7".
+# of experiments/teacher-variants/teacher_variants.py side by side, each on 2 CPU threads (device cpu, as on the
+# project's CPU machine), seed 0 of runs/demo4. Rule and results: experiments/teacher-variants/README.md.
 #
 # It needs, in .gpu/ (ignored; carried): whl/ (soundfile, cffi, pycparser, espeakng_loader, jiwer,
 # rapidfuzz for the machine's Python 3.12) and seed-0/pretrain/{manifest.jsonl, content-2/final,
@@ -24,7 +24,7 @@ T6=schedule.teacher
 run() {  # NAME [overrides...]
   local name=$1; shift
   local args=(); for o in "$@" ${EXTRA:-}; do args+=(--set "$o"); done
-  timeout $(( BUDGET - ($(date +%s) - T0) - 15 )) $PY benchmarks/teacher_variants.py $D --name $name \
+  timeout $(( BUDGET - ($(date +%s) - T0) - 15 )) $PY experiments/teacher-variants/teacher_variants.py $D --name $name \
     "${args[@]}" ${PHASE1:+--phase1 $PHASE1} --out $RES/$name.json > $RES/$name.log 2>&1
   echo "$name rc=$? at $(( $(date +%s) - T0 )) s"
 }
@@ -44,6 +44,6 @@ from pathlib import Path
 rows = [r for f in sorted(Path(sys.argv[1]).glob("*.json")) for r in json.loads(f.read_text())]
 Path(sys.argv[2]).write_text(json.dumps(rows, indent=1))
 PY
-$PY benchmarks/teacher_variants.py $D --show --out "$OUT/teacher-variants.json"
+$PY experiments/teacher-variants/teacher_variants.py $D --show --out "$OUT/teacher-variants.json"
 (cd $RES && tar czf "$OUT/logs.tar.gz" *.log)
 echo "all done at $(( $(date +%s) - T0 )) s"

@@ -1,15 +1,15 @@
 """One JOOCI variant over a demo's seeds, against other rows: the verdict over seeds per task.
 
 Reads each seed folder's ``eval/*/results.json`` (as ``jooci demo --seeds`` does) and, for the
-variant ``jooci NAME`` (from ``benchmarks/retrain_phases.py --name NAME``), prints and writes per
-task the mean test difference over the seeds, its 95 % Student-t interval and the verdict, against
-each row given with ``--against`` (default: the baseline, the demo's JOOCI and the control), plus
-the mean dev and test values of every row involved.
+variant ``jooci NAME`` (from ``retrain_phases.py --name NAME``), prints and writes per task the mean
+test difference over the seeds, its 95 % Student-t interval and the verdict, against each row given
+with ``--against`` (default: the baseline, the demo's JOOCI and the control), plus the mean dev and
+test values of every row involved.
 
 Usage::
 
-    python benchmarks/variant_summary.py runs/demo4/seed-{0,1,2,3} --name disjoint-teacher \\
-        --json benchmarks/disjoint-teacher-2026-11-26-summary.json
+    python experiments/tools/variant_summary.py runs/demo4/seed-{0,1,2,3} --name disjoint-teacher \\
+        --json experiments/teacher-at-scale/disjoint-teacher-2026-11-26-summary.json
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ import statistics
 from pathlib import Path
 
 
-def main() -> None:
-    from jooci.demo import CONTROL, TASKS
-    from jooci.demo_seeds import load_results, differences
+def main(argv: list[str] | None = None) -> int:
+    from jooci.demo import CONTROL, TASKS, differences, load_results
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", type=Path, nargs="+", help="the seed folders (runs/demo4/seed-K)")
     p.add_argument("--name", required=True, help="the variant: its row is 'jooci NAME'")
     p.add_argument("--against", nargs="+", default=["baseline", "jooci", CONTROL], metavar="ROW")
     p.add_argument("--json", type=Path, help="write the summary here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     docs = {}
     for f in args.folders:
@@ -64,7 +63,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
         print(f"\nwrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,7 @@
-"""How much of JOOCI's result comes from what phases 1-2 taught its Other encoder? (session 7, issue 7)
+"""How much of JOOCI's result comes from what phases 1-2 taught its Other encoder?
 
 At demo scale an *untrained* Other encoder already holds more linear speaker and style information
-than a trained one (``benchmarks/demo.md``, session 7, Result 1: SID probe dev 89.4 against 81.1).
+than a trained one (``../teacher-variants/``: SID probe dev 89.4 against 81.1).
 So a JOOCI that beats the baseline on an Other task could owe that to the extra features of a
 second encoder rather than to its training. This script takes each demo folder's JOOCI and
 replaces its Other encoder with an untrained one: the same architecture, initialised from the
@@ -11,8 +11,10 @@ so ``jooci demo --seeds`` summaries and ``retrain_phases.py --summary`` pick the
 
 Usage::
 
-    python benchmarks/untrained_other.py runs/demo4/seed-{0,1,2,3}
-    python benchmarks/retrain_phases.py runs/demo4/seed-{0,1,2,3} --name untrained-other --summary FILE.json
+    python experiments/untrained-other/untrained_other.py runs/demo4/seed-{0,1,2,3}
+    python experiments/tools/retrain_phases.py runs/demo4/seed-{0,1,2,3} --name untrained-other --summary FILE.json
+
+(``jooci demo`` now evaluates this control itself, as ``jooci untrained-other``.)
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-
-import torch
 
 NAME = "untrained-other"
 
@@ -34,13 +34,15 @@ def untrained_other(final: Path, out: Path, seed: int) -> Path:
     return untrained_other_twin(final, out, seed)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from jooci.demo import TASKS
     from jooci.superb.runner import EvalConfig, evaluate
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("demos", nargs="+", type=Path, help="finished jooci demo folders")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(2)
     for demo in args.demos:
         corpus = demo / "corpus"
@@ -55,7 +57,8 @@ def main() -> None:
         print(json.dumps({"demo": str(demo), "seconds": round(time.perf_counter() - t0, 1),
                           "test": {t: tasks[t]["value"] for t in TASKS if t in tasks},
                           "dev": {t: tasks[t]["dev_value"] for t in TASKS if t in tasks}}), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
