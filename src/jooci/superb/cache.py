@@ -10,7 +10,8 @@ Layout::
 
     <cache>/<fingerprint>/upstream.json           UpstreamInfo
     <cache>/<fingerprint>/chunk_0000/paths.json   [[path, num_samples], ...] (row = shard order)
-    <cache>/<fingerprint>/chunk_0000/shard_00000.layerXX.npy, .len, .ids, index.json
+    <cache>/<fingerprint>/chunk_0000/shard_00000.layerXX.npy, .len, .ids, .json, index.json
+                                                  (a jooci.store folder)
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import torch
 from torch import Tensor, nn
 
 from jooci.data.manifest import Utterance
-from jooci.features import log_mel
 from jooci.extract import extract_to_shards
+from jooci.features import log_mel
+from jooci.fileio import atomic_write_json
 from jooci.models.outputs import FeatureOutput
+from jooci.store import FeatureStore, IncompleteShardError, Shard, StoreError, open_store
 from jooci.superb.featurizer import UpstreamInfo, layer_names
 
 log = logging.getLogger(__name__)
@@ -102,37 +105,48 @@ def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> 
 class FeatureBank:
     """Cached hidden states of one upstream, looked up by utterance.
 
-    ``frames(utt)`` -> ``(L, T, D)`` float16 (a memory-mapped view; L = the layers asked for).
+    ``frames(utt)`` -> ``(L, T, D)`` float16 (stacked from memory-mapped shards; L = the layers
+    asked for). Chunks that do not open as a finished :mod:`jooci.store` folder (an interrupted
+    extraction, or a cache from another format version) are ignored, and removed by the next
+    :func:`extract_missing`.
     """
 
     def __init__(self, root: Path, layers: Sequence[int]):
         self.root, self.layers = root, list(layers)
-        self._where: dict[tuple[str, int], tuple[int, int, int]] = {}  # key -> (chunk, start, length)
-        self._arrays: dict[int, list[np.ndarray]] = {}
+        self._where: dict[tuple[str, int], tuple[int, Shard, int]] = {}  # key -> (chunk, shard, row)
         for k, chunk in enumerate(sorted(root.glob("chunk_*"))):
-            if not (chunk / "index.json").is_file():
-                continue  # an interrupted extraction: ignored (and removed by the next extraction)
+            store = _open_chunk(chunk, self.layers)
+            if store is None:
+                continue
             paths = json.loads((chunk / "paths.json").read_text())
-            has_shard = (chunk / "shard_00000.len").is_file()  # absent when every file was unreadable
-            lengths = [int(x) for x in (chunk / "shard_00000.len").read_text().split()] if has_shard else []
-            ids = (chunk / "shard_00000.ids").read_text().split() if has_shard else []
-            offsets = np.r_[0, np.cumsum(lengths)]
-            for row, (uid, n) in enumerate(zip(ids, lengths)):
-                p, ns = paths[int(uid)]
-                self._where[(p, int(ns))] = (k, int(offsets[row]), n)
-            if ids:
-                self._arrays[k] = [np.load(chunk / f"shard_00000.layer{i:02d}.npy", mmap_mode="r") for i in self.layers]
+            for shard in store.shards:
+                for row, uid in enumerate(shard.ids):
+                    p, ns = paths[int(uid)]
+                    self._where[(p, int(ns))] = (k, shard, row)
 
     def __contains__(self, utt: Utterance) -> bool:
         return (utt.path, utt.num_samples) in self._where
 
     def frames(self, utt: Utterance) -> np.ndarray:
         """(L, T, D) float16 features of ``utt``."""
-        k, start, n = self._where[(utt.path, utt.num_samples)]
-        return np.stack([a[start:start + n] for a in self._arrays[k]])
+        _, shard, row = self._where[(utt.path, utt.num_samples)]
+        return np.stack([shard.utterance(row, i) for i in self.layers])
 
     def num_frames(self, utt: Utterance) -> int:
-        return self._where[(utt.path, utt.num_samples)][2]
+        _, shard, row = self._where[(utt.path, utt.num_samples)]
+        return int(shard.lengths[row])
+
+
+def _open_chunk(chunk: Path, layers: Sequence[int]) -> FeatureStore | None:
+    if not (chunk / "paths.json").is_file():
+        return None
+    try:
+        return open_store(chunk, layers)
+    except IncompleteShardError:
+        return None  # an interrupted extraction
+    except StoreError as e:
+        log.warning("%s: ignoring a cache chunk that does not open (%s); it will be extracted again", chunk, e)
+        return None
 
 
 def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterances: Sequence[Utterance],
@@ -140,10 +154,11 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
     """Extract the utterances the cache under ``root`` lacks (all layers) into a new chunk.
 
     Returns the number extracted. Unreadable files are skipped by ``extract_to_shards`` (logged,
-    fatal past 5 %); they stay missing and the tasks leave them out.
+    fatal past 5 %: :class:`jooci.store.TooManySkippedError`); they stay missing and the tasks
+    leave them out.
     """
     root.mkdir(parents=True, exist_ok=True)
-    (root / "upstream.json").write_text(json.dumps(asdict(info), indent=1) + "\n")
+    atomic_write_json(root / "upstream.json", asdict(info), indent=1)
     have = FeatureBank(root, [])
     todo: dict[tuple[str, int], Utterance] = {}
     for u in utterances:
@@ -154,15 +169,14 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
     # longest first: batches of similar lengths waste little on padding
     keys = sorted(todo, key=lambda k: -k[1])
     for old in root.glob("chunk_*"):
-        if not (old / "index.json").is_file():
+        if _open_chunk(old, []) is None:
             shutil.rmtree(old)  # an interrupted extraction (one writer per cache folder is assumed)
     k = 1 + max([int(p.name.split("_")[1]) for p in root.glob("chunk_*")], default=-1)
     chunk = root / f"chunk_{k:04d}"
     chunk.mkdir()
-    (chunk / "paths.json").write_text(json.dumps([[p, n] for p, n in keys]))
+    atomic_write_json(chunk / "paths.json", [[p, n] for p, n in keys], indent=None)
     utts = [Utterance(id=str(i), path=todo[key].path, num_samples=todo[key].num_samples,
                       sample_rate=todo[key].sample_rate) for i, key in enumerate(keys)]
     extract_to_shards(module, utts, chunk, layers=None, batch_seconds=batch_seconds, progress=progress,
                       shard_size=len(utts) + 1, dtype="float16")
     return len(utts)
-

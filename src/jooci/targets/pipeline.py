@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from jooci.data.manifest import Utterance, read_label_file, read_manifest, write_label_file
-from jooci.targets.dump import _hash_lines, dump_shard, open_shard, shard_done
+from jooci.fileio import atomic_path, atomic_write_json
+from jooci.store import hash_lines as _hash_lines
+from jooci.targets.dump import dump_shard, open_shard, shard_done
 from jooci.targets.kmeans import KMeansError, assign, fit_kmeans, sample_features
 from jooci.targets.labels import LabelError, centroids_file, label_file, read_labels, validate_labels
 from jooci.targets.sources import FeatureSource
@@ -162,7 +164,8 @@ def _fit(out: Path, feat_dir: Path, cfg: TargetsConfig, source: FeatureSource, c
         for k in cfg.ks:
             if not centroids_file(src, k).exists():
                 raise KMeansError(f"{centroids_file(src, k)}: no K={k} centroids to apply")
-            shutil.copyfile(centroids_file(src, k), centroids_file(out, k))
+            with atomic_path(centroids_file(out, k)) as tmp:
+                shutil.copyfile(centroids_file(src, k), tmp)
         info["centroids_from"] = str(src.resolve())
         if prev.exists():  # carry the fit's own record forward
             info = {**json.loads(prev.read_text())["kmeans"], "centroids_from": str(src.resolve())}
@@ -174,9 +177,8 @@ def _fit(out: Path, feat_dir: Path, cfg: TargetsConfig, source: FeatureSource, c
     for k in cfg.ks:
         res = fit_kmeans(sample.features, k, seed=cfg.seed, backend=cfg.backend, niter=cfg.niter,
                          threads=cfg.threads)
-        tmp = centroids_file(out, k).with_suffix(".tmp.npy")
-        np.save(tmp, res.centroids, allow_pickle=False)
-        os.replace(tmp, centroids_file(out, k))
+        with atomic_path(centroids_file(out, k)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, res.centroids, allow_pickle=False)
         info["sets"][str(k)] = {"inertia": round(res.inertia, 6), "fit_seconds": round(res.seconds, 3)}
         log.info("k-means K=%d on %d frames: inertia %.4g in %.1f s", k, len(sample.features), res.inertia, res.seconds)
     _write_json(out / "kmeans.json", info)
@@ -268,9 +270,7 @@ def load_targets(out_dir: str | os.PathLike, utts: Sequence[Utterance], ks: Sequ
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=1)
 
 
 __all__ = ["FORMAT_VERSION", "PROVENANCE", "STEPS", "TargetsConfig", "load_targets", "make_targets",
