@@ -28,12 +28,12 @@ from torch import Tensor, nn
 
 from jooci.features import CNN_STRIDE
 
-SAMPLE_RATE = 16000
 TASK_KEYS = ("PR", "ASR", "SID", "ASV", "ER", "KS", "IC", "SF", "SD", "QbE")
 
 
 class JOOCIUpstream(nn.Module):
-    """s3prl upstream around a jooci model folder (JOOCI or the HuBERT baseline), frozen by default.
+    """s3prl upstream around a jooci model folder (JOOCI, the HuBERT baseline or a speaker
+    teacher), frozen by default.
 
     Args:
         ckpt: the model folder (``config.json`` + ``model.safetensors``), or a loaded model.
@@ -69,7 +69,7 @@ class JOOCIUpstream(nn.Module):
         states = list(out.hidden_states)
         result: dict[str, object] = {
             "hidden_states": states,
-            "last_hidden_state": out.content_states[-1],
+            "last_hidden_state": (out.content_states or states)[-1],  # a teacher has no Content states
             "content_hidden_states": list(out.content_states),
             "other_hidden_states": list(out.other_states),
             "hidden_states_lengths": out.lengths,

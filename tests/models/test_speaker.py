@@ -1,10 +1,13 @@
-"""Teacher folders: writing one, and an untrained reference of a teacher's architecture."""
+"""The speaker model (the RDINO teacher): its own front-end, and an untrained reference of a
+teacher's architecture. Its folder format is tested in test_hub.py, its upstream contract in
+tests/test_upstreams.py."""
 
 import json
 
 import pytest
 import torch
 
+from jooci.features import log_mel
 from jooci.models.speaker import (
     SpeakerModel, load_speaker_folder, save_speaker_folder, speaker_config, untrained_speaker_folder)
 
@@ -17,13 +20,20 @@ def _teacher(tmp_path, seed=7):
     return model, center
 
 
-def test_a_saved_teacher_folder_loads_back_with_its_centre(tmp_path):
-    model, center = _teacher(tmp_path)
-    loaded, got = load_speaker_folder(tmp_path / "teacher")
-    assert loaded.cfg == model.cfg and torch.equal(got, center)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
-    save_speaker_folder(model, tmp_path / "plain")  # no centre given: zeros
-    assert torch.equal(load_speaker_folder(tmp_path / "plain")[1], torch.zeros(model.cfg.head.out_dim))
+def test_waveforms_go_through_the_models_own_log_mel_with_its_n_mels():
+    from dataclasses import replace
+
+    cfg = speaker_config("tiny")
+    model = SpeakerModel(replace(cfg, encoder=replace(cfg.encoder, n_mels=40))).eval()
+    lens = torch.tensor([8000, 5000])
+    wav = torch.randn(2, 8000) * (torch.arange(8000)[None] < lens[:, None])
+    mel, frames = log_mel(wav, lens, rate=100, num_mel_bins=40)
+    with torch.no_grad():
+        a, b = model(wav, lens), model.forward_features(mel, frames)
+    assert torch.equal(a.embedding, b.embedding) and torch.equal(a.head.logits, b.head.logits)
+    assert model.frontend.output_lengths(lens).tolist() == frames.tolist()
+    with pytest.raises(ValueError, match="forward_features"):
+        model(mel, frames)  # log-mel frames given where waveforms go
 
 
 def test_untrained_reference_has_the_teachers_architecture_and_is_seeded(tmp_path):
@@ -32,7 +42,7 @@ def test_untrained_reference_has_the_teachers_architecture_and_is_seeded(tmp_pat
     out = untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u0", seed=0)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
     ref, center = load_speaker_folder(out)
-    assert ref.cfg == model.cfg and torch.equal(center, torch.zeros(model.cfg.head.out_dim))
+    assert ref.cfg == model.cfg and center is None
     # not the teacher's weights: a fresh initialisation, the same for the same seed, another for another
     w = next(k for k in ref.state_dict() if k.endswith("weight") and ref.state_dict()[k].dim() > 1)
     assert not torch.equal(ref.state_dict()[w], model.state_dict()[w])
@@ -55,6 +65,6 @@ def test_untrained_reference_is_kept_and_rebuilt_when_asked_for_another_seed(tmp
 
 def test_untrained_reference_refuses_a_folder_that_holds_no_teacher(tmp_path):
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "jooci"}))
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "jooci", "format_version": 1, "config": {}}))
     with pytest.raises(ValueError, match="not a speaker"):
         untrained_speaker_folder(tmp_path / "m", tmp_path / "u")

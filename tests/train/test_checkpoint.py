@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jooci.train.checkpoint import (
-    CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, rng_state, save_checkpoint,
+    TrainStateError, latest_checkpoint, list_checkpoints, load_checkpoint, rng_state, save_checkpoint,
     set_rng_state,
 )
 
@@ -60,7 +60,7 @@ def test_rng_state_restores_every_generator(tmp_path):
 
 
 def test_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+    with pytest.raises(TrainStateError, match="not a checkpoint folder"):
         load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="without dots"):
         save_checkpoint(tmp_path, 1, {"a.b": _model()}, {})

@@ -9,9 +9,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
-from jooci.hub import Pretrained
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
+from jooci.models.folder import Pretrained
 from jooci.models.frontend import FrontendConfig, build_frontend
 from jooci.models.heads import ClusterHeadsConfig, MultiClusterHead
 from jooci.models.jooci import Preset, jooci_config
@@ -52,6 +52,7 @@ class HuBERTBaseline(Pretrained, nn.Module):
     """Shared CNN + Content encoder + multi-set cluster heads."""
 
     model_type = "hubert_baseline"
+    config_class = BaselineConfig
 
     def __init__(self, cfg: BaselineConfig):
         super().__init__()
@@ -63,6 +64,15 @@ class HuBERTBaseline(Pretrained, nn.Module):
     @classmethod
     def from_preset(cls, preset: Preset) -> HuBERTBaseline:
         return cls(baseline_config(preset))
+
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) 50 Hz frame counts (for building frame masks before forward)."""
+        return self.frontend.output_lengths(lengths)
+
+    @property
+    def num_hidden_states(self) -> int:
+        """How many hidden states :meth:`extract_features` returns: 1 + Content layers."""
+        return 1 + self.cfg.content.num_layers
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None,
                 mask: Tensor | None = None) -> BaselineOutput:

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
-from jooci.hub import Pretrained
 from jooci.models._util import padding_mask
 from jooci.models.content import ContentConfig, ContentEncoder
+from jooci.models.folder import Pretrained
 from jooci.models.frontend import FrontendConfig, build_frontend
 from jooci.models.heads import (
     ClusterHeadsConfig, ContentAdversary, DINOHead, DINOHeadConfig, MelDecoder, MelDecoderConfig,
@@ -137,6 +137,7 @@ class JOOCI(Pretrained, nn.Module):
     """Shared CNN + Content encoder + Other encoder (+ training heads)."""
 
     model_type = "jooci"
+    config_class = JOOCIConfig
 
     def __init__(self, cfg: JOOCIConfig):
         super().__init__()
@@ -152,6 +153,15 @@ class JOOCI(Pretrained, nn.Module):
     @classmethod
     def from_preset(cls, preset: Preset) -> JOOCI:
         return cls(jooci_config(preset))
+
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) 50 Hz frame counts (for building frame masks before forward)."""
+        return self.frontend.output_lengths(lengths)
+
+    @property
+    def num_hidden_states(self) -> int:
+        """How many hidden states :meth:`extract_features` returns: 1 + Content layers + Other blocks."""
+        return 1 + self.cfg.content.num_layers + self.cfg.other.ecapa.num_blocks
 
     def _append_states(self, feats: Tensor, pad: Tensor, masked_states: list[Tensor] | None,
                        had_mask: bool) -> list[Tensor] | None:

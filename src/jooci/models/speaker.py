@@ -1,11 +1,17 @@
-"""The speaker model: RDINO's teacher architecture, ECAPA-TDNN on 80-d log-mel features.
+"""The speaker model: RDINO's teacher architecture, ECAPA-TDNN on log-mel features.
 
 Same blocks as the Other encoder (:mod:`jooci.models.res2net`), composed without appends and fed
-log-mel frames instead of CNN frames. Feature extraction is not done here (see ``jooci.features``):
-the model takes ``(B, T, n_mels)`` log-mel frames with their lengths. To reproduce 3D-Speaker's
-RDINO embeddings with imported weights, feed ``log(mel_power + 1e-6)`` of a 16 kHz mel
-spectrogram with n_fft 512, window 400, hop 160, 80 bands (what 3D-Speaker's ``infer_sv_rdino``
-feeds before its ``log_input``); the model then applies the same per-utterance instance norm.
+log-mel frames instead of CNN frames. The model brings its own front-end
+(:class:`SpeakerFrontend`: Kaldi log-mel at 100 Hz with the config's ``encoder.n_mels`` bands),
+so ``model(waveforms, lengths)`` takes 16 kHz audio; :meth:`SpeakerModel.forward_features` takes
+``(B, T, n_mels)`` frames directly. To reproduce 3D-Speaker's RDINO embeddings with imported
+weights, give ``forward_features`` ``log(mel_power + 1e-6)`` of a 16 kHz mel spectrogram with
+n_fft 512, window 400, hop 160, 80 bands (what 3D-Speaker's ``infer_sv_rdino`` feeds before its
+``log_input``); the model then applies the same per-utterance instance norm.
+
+A teacher folder is a model folder (:mod:`jooci.models.folder`) of model_type ``speaker``; its
+``model.safetensors`` also holds ``center``, the DINO centre the teacher finished with, when
+one was saved.
 """
 
 from __future__ import annotations
@@ -14,13 +20,20 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
-from jooci.models._util import check_lengths
+from jooci.features import frame_lengths, log_mel
+from jooci.models._util import check_lengths, padding_mask
+from jooci.models.folder import Pretrained, read_config
 from jooci.models.heads import DINOHead, DINOHeadConfig, DINOHeadOutput
+from jooci.models.outputs import FeatureOutput
 from jooci.models.res2net import (
     EcapaConfig, EcapaPooling, TDNNBlock, build_se_res2net_blocks, masked_instance_norm, valid_mask)
+
+FRAME_RATE = 100
+"""The teacher's input frames per second (10 ms hop)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,9 @@ class SpeakerEncoder(nn.Module):
         self.blocks = build_se_res2net_blocks(e)
         self.pooling = EcapaPooling(e)
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """features: (B, T, n_mels) log-mel; lengths: (B,) valid frames. Returns (B, embed_dim)."""
+    def encode(self, features: Tensor, lengths: Tensor | None = None) -> tuple[list[Tensor], Tensor, Tensor]:
+        """features: (B, T, n_mels) log-mel; lengths: (B,) valid frames. Returns the N block
+        outputs (B, C, T), 0 at padding, the lengths and the (B, 1, T) valid-frame mask."""
         if features.dim() != 3 or features.shape[-1] != self.cfg.n_mels:
             raise ValueError(f"features must be (batch, frames, {self.cfg.n_mels}), got {tuple(features.shape)}")
         lengths = check_lengths(features, lengths)
@@ -73,7 +87,35 @@ class SpeakerEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, lengths, valid)
             outs.append(x)
+        return outs, lengths, valid
+
+    def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """features: (B, T, n_mels) log-mel; lengths: (B,) valid frames. Returns (B, embed_dim)."""
+        outs, lengths, valid = self.encode(features, lengths)
         return self.pooling(outs, lengths, valid)
+
+
+class SpeakerFrontend(nn.Module):
+    """Waveforms -> the teacher's input: Kaldi log-mel filterbank energies at 100 Hz
+    (:func:`jooci.features.log_mel`: 25 ms povey window, 10 ms hop, 512-point FFT, bands from
+    20 Hz to Nyquist) with ``n_mels`` bands, 0 at padding frames. No parameters."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        self.n_mels = n_mels
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) 100 Hz frame counts."""
+        return frame_lengths(lengths, FRAME_RATE)
+
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """waveforms: (B, S) float at 16 kHz; lengths: (B,) valid samples (None: all valid).
+        Returns (B, T, n_mels) log-mel and (B,) frame counts, both on the waveforms' device."""
+        if waveforms.dim() != 2:
+            raise ValueError(f"waveforms must be (batch, samples), got shape {tuple(waveforms.shape)} "
+                             "(log-mel frames go to SpeakerModel.forward_features)")
+        mel, frames = log_mel(waveforms, lengths, rate=FRAME_RATE, num_mel_bins=self.n_mels)
+        return mel.to(waveforms.device), frames.to(waveforms.device)
 
 
 @dataclass
@@ -84,21 +126,61 @@ class SpeakerOutput:
     head: DINOHeadOutput
 
 
-class SpeakerModel(nn.Module):
-    """RDINO teacher (or its student while it is trained): encoder + DINO head."""
+class SpeakerModel(Pretrained, nn.Module):
+    """RDINO teacher (or its student while it is trained): front-end + encoder + DINO head."""
+
+    model_type = "speaker"
+    config_class = SpeakerConfig
+    auxiliary_tensors = ("center",)
 
     def __init__(self, cfg: SpeakerConfig):
         super().__init__()
         if cfg.head.in_dim != cfg.encoder.ecapa.embed_dim:
             raise ValueError(f"head.in_dim {cfg.head.in_dim} != encoder embed_dim {cfg.encoder.ecapa.embed_dim}")
         self.cfg = cfg
+        self.frontend = SpeakerFrontend(cfg.encoder.n_mels)
         self.encoder = SpeakerEncoder(cfg.encoder)
         self.head = DINOHead(cfg.head)
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None) -> SpeakerOutput:
-        """features: (B, T, n_mels) log-mel; lengths: (B,) valid frames."""
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> SpeakerOutput:
+        """waveforms: (B, S) 16 kHz audio, zero-padded; lengths: (B,) valid samples."""
+        features, frames = self.frontend(waveforms, lengths)
+        return self.forward_features(features, frames)
+
+    def forward_features(self, features: Tensor, lengths: Tensor | None = None) -> SpeakerOutput:
+        """features: (B, T, n_mels) log-mel (what the front-end gives); lengths: (B,) valid frames."""
         emb = self.encoder(features, lengths)
         return SpeakerOutput(emb, self.head(emb))
+
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) sample counts -> (B,) frame counts of :meth:`extract_features` (50 Hz)."""
+        return frame_lengths(lengths, 50)
+
+    @property
+    def num_hidden_states(self) -> int:
+        """How many hidden states :meth:`extract_features` returns: one per SE-Res2Net block."""
+        return self.cfg.encoder.ecapa.num_blocks
+
+    def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> FeatureOutput:
+        """The encoder's block outputs as hidden states (B, T, C) and its utterance embedding.
+
+        The blocks run at 100 Hz; the states are their even frames, 50 Hz like every other jooci
+        upstream (100 Hz frame ``2 i`` covers exactly the samples of 50 Hz frame ``i``, see
+        :mod:`jooci.features`). Call ``model.eval()`` first (BatchNorm). ``content_states`` is
+        empty; ``other_states`` are the hidden states.
+        """
+        features, frames = self.frontend(waveforms, lengths)
+        outs, frames, valid = self.encoder.encode(features, frames)
+        embedding = self.encoder.pooling(outs, frames, valid)
+        states = [o.transpose(1, 2)[:, ::2] for o in outs]
+        n = (frames + 1) // 2
+        pad = padding_mask(n, states[0].shape[1])
+        return FeatureOutput(list(states), [], list(states), n, pad, embedding)
+
+    def save_pretrained(self, directory: str | os.PathLike, center: Tensor | None = None):  # type: ignore[override]
+        """Write the teacher folder; ``center``: the DINO centre to store beside the weights."""
+        aux = None if center is None else {"center": center.detach().reshape(-1)}
+        return super().save_pretrained(directory, aux)
 
 
 def speaker_config(preset: str) -> SpeakerConfig:
@@ -119,46 +201,23 @@ def speaker_config(preset: str) -> SpeakerConfig:
     raise ValueError(f"unknown preset {preset!r}; choose one of tiny, small, base")
 
 
-def load_speaker_folder(path: str | os.PathLike) -> tuple[SpeakerModel, Tensor | None]:
-    """A teacher folder written by the teacher phase (``config.json`` with model_type "speaker" +
-    ``model.safetensors``) -> (the model in eval mode, the DINO centre it finished with or None).
+def load_speaker_folder(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                        ) -> tuple[SpeakerModel, Tensor | None]:
+    """A teacher folder -> (the model in eval mode, the DINO centre it finished with, or None
+    when the folder stores none).
 
     Raises:
-        ValueError: the folder holds no speaker model.
+        jooci.models.folder.CheckpointError: not a model folder, or weights that do not fit.
+        TypeError: the folder holds another model type.
     """
-    import json
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    meta = json.loads((path / "config.json").read_text())
-    if meta.get("model_type") != "speaker":
-        raise ValueError(f"{path}: not a speaker (teacher) model folder")
-    model = SpeakerModel(config_from_dict(SpeakerConfig, meta["config"]))
-    tensors = load_file(str(path / "model.safetensors"))
-    center = tensors.pop("center", None)
-    model.load_state_dict(tensors)
-    return model.eval(), center
+    model, aux = SpeakerModel.load_folder(path, map_location)
+    return model, aux.get("center")
 
 
 def save_speaker_folder(model: SpeakerModel, folder: str | os.PathLike, center: Tensor | None = None) -> None:
-    """Write ``model`` as a teacher folder (what :func:`load_speaker_folder` reads): ``config.json``
-    (model_type "speaker") and ``model.safetensors`` with the DINO centre (zeros if None)."""
-    import json
-    from pathlib import Path
-
-    import torch
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["center"] = (torch.zeros(model.cfg.head.out_dim) if center is None
-                         else center.detach().cpu().reshape(-1).contiguous())
-    save_file(tensors, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1,
-                                                   "config": config_to_dict(model.cfg)}, indent=1))
+    """Write ``model`` as a teacher folder (what :func:`load_speaker_folder` reads), with the DINO
+    centre ``center`` if given (a teacher loaded without one distils against a zero centre)."""
+    model.save_pretrained(folder, center)
 
 
 def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, seed: int = 0):
@@ -170,17 +229,18 @@ def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, se
 
     Raises:
         ValueError: ``like`` holds no speaker model.
+        jooci.models.folder.CheckpointError: ``like`` is no model folder.
     """
     import json
+    import shutil
     from pathlib import Path
 
-    import torch
+    from jooci.fileio import atomic_write_json
 
     like, out = Path(like), Path(out)
-    meta = json.loads((like / "config.json").read_text())
-    if meta.get("model_type") != "speaker" or not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{like}: not a speaker (teacher) model folder (config.json needs model_type "
-                         "'speaker' and a 'config' section)")
+    meta = read_config(like)
+    if meta["model_type"] != SpeakerModel.model_type:
+        raise ValueError(f"{like}: not a speaker (teacher) model folder (model_type {meta['model_type']!r})")
     cfg = config_from_dict(SpeakerConfig, meta["config"])
     mark = out / "untrained.json"
     want = {"like": str(like), "seed": seed, "config": config_to_dict(cfg)}
@@ -190,10 +250,10 @@ def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, se
         torch.manual_seed(seed)
         model = SpeakerModel(cfg).eval()
     tmp = out.with_name(out.name + ".tmp")
-    save_speaker_folder(model, tmp)
-    (tmp / "untrained.json").write_text(json.dumps(want, indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    atomic_write_json(tmp / "untrained.json", want, indent=1)
     if out.exists():
-        import shutil
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out

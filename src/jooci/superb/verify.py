@@ -80,14 +80,12 @@ def fbank_embedder() -> EmbedFn:
 
 def teacher_embedder(folder: str | os.PathLike, device: str = "cpu") -> EmbedFn:
     """The speaker model a teacher phase wrote (its encoder's embedding, before the DINO head)."""
-    from jooci.features import log_mel
     from jooci.models.speaker import load_speaker_folder
 
-    model = load_speaker_folder(folder)[0].to(device)
+    model = load_speaker_folder(folder, map_location=device)[0]
 
     def embed(wav: Tensor, lengths: Tensor) -> Tensor:
-        mel, frames = log_mel(wav, lengths, rate=100)
-        return model(mel.to(device), frames.to(device)).embedding
+        return model(wav.to(device), lengths.to(device)).embedding
 
     return embed
 
@@ -107,22 +105,19 @@ def teacher_targets(folder: str | os.PathLike, data: str | os.PathLike, *, temp:
     """
     import math
 
-    from jooci.features import log_mel
     from jooci.models.speaker import load_speaker_folder
 
     utts = task_splits("sid", DataFolder(data)).dev[:utterances]
     if not utts:
         raise ValueError(f"{data}: no dev utterances to read the teacher's targets on")
-    model, center = load_speaker_folder(folder)
-    model = model.to(device)
+    model, center = load_speaker_folder(folder, map_location=device)
     k = model.cfg.head.out_dim
     center = (center if center is not None else torch.zeros(k)).to(device)
     entropy, top = [], []
     for u in utts:
         wav = torch.from_numpy(load_audio(u.path))[None, :int(seconds * 16000)]
-        mel, frames = log_mel(wav, torch.tensor([wav.shape[1]]), rate=100)
         with torch.no_grad():
-            logits = model(mel.to(device), frames.to(device)).head.logits
+            logits = model(wav.to(device), torch.tensor([wav.shape[1]], device=device)).head.logits
         p = torch.softmax((logits.float() - center) / temp, dim=-1)
         entropy.append(float(-(p * p.clamp_min(1e-12).log()).sum()))
         top.append(float(p.max()))

@@ -31,8 +31,9 @@ FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 
-class CheckpointError(Exception):
-    """A checkpoint folder that cannot be loaded; the message names it."""
+class TrainStateError(Exception):
+    """A training checkpoint folder that cannot be loaded; the message names it. (A model folder
+    that cannot be loaded raises :class:`jooci.hub.CheckpointError`.)"""
 
 
 def rng_state() -> dict[str, Any]:
@@ -112,9 +113,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         meta = json.loads((path / "meta.json").read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: not a checkpoint folder (no meta.json)") from None
+        raise TrainStateError(f"{path}: not a checkpoint folder (no meta.json)") from None
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
+        raise TrainStateError(f"{path}: format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
     flat = load_file(str(path / "weights.safetensors"), device=str(map_location))
     modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in meta["modules"]}
     for key, v in flat.items():

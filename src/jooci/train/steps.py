@@ -6,7 +6,7 @@ reads top to bottom as the phase's recipe:
 - :func:`content_step`: HuBERT-style multi-cluster masked prediction (the Content iterations, and
   the whole of the baseline);
 - :func:`teacher_step`: the RDINO recipe for the speaker teacher (DINO between an EMA teacher and
-  the student over multi-crop log-mel views, plus the variance/covariance regulariser);
+  the student over multi-crop views, plus the variance/covariance regulariser);
 - :func:`phase1_step`: the Other encoder alone (Content frozen) — distillation from the frozen
   teacher (with its final, fixed DINO centre) and the gradient-reversal content adversary;
 - :func:`phase2_step`: everything jointly — masked prediction + distillation + adversary.
@@ -260,16 +260,15 @@ def _views(batch: Batch, ctx: StepContext, augmented: bool) -> list[View]:
 
 def _speaker_views(model: SpeakerModel, views: list[View], n_global: int
                    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """The speaker model on each view's 100 Hz log-mel (globals stacked into one batch, locals
-    into another): per view, the embedding (B, E), the DINO head's features (B, F) and its
-    prototype logits (B, K)."""
+    """The speaker model (through its own log-mel front-end) on each view (globals stacked into
+    one batch, locals into another): per view, the embedding (B, E), the DINO head's features
+    (B, F) and its prototype logits (B, K)."""
     embeddings, features, logits = [], [], []
     for group in (views[:n_global], views[n_global:]):
         if not group:
             continue
         wav, lengths = _stack(group)
-        mel, frames = log_mel(wav, lengths, rate=100)
-        out = model(mel.to(wav.device), frames.to(wav.device))
+        out = model(wav, lengths)
         b = group[0].waveforms.shape[0]
         embeddings += list(out.embedding.split(b))
         features += list(out.head.features.split(b))
