@@ -67,3 +67,17 @@ def test_extract_manifest_loads_a_model_folder(tmp_path):
     summary = extract_manifest(tmp_path / "model", manifest, tmp_path / "out", layers=[1], progress=False)
     assert summary.num_utterances == 2 and summary.layers == [1]
     assert np.load(tmp_path / "out" / "shard_00000.layer01.npy").dtype == np.float16
+
+
+def test_rerun_replaces_the_earlier_run(tmp_path):
+    from jooci.store import open_store
+
+    model = JOOCI.from_preset("tiny").eval()
+    utts = _corpus(tmp_path, n_good=3, bad=False)
+    out = tmp_path / "feats"
+    extract_to_shards(model, utts, out, layers=[1], progress=False, shard_size=1)
+    assert len(list(out.glob("shard_*.len"))) == 3
+    summary = extract_to_shards(model, utts[:2], out, layers=[1, 2], progress=False, shard_size=5)
+    assert summary.shards == ["shard_00000"] and len(list(out.glob("shard_*.len"))) == 1
+    store = open_store(out)
+    assert store.ids == ["u0", "u1"] and store.layers == [1, 2] and store.index["version"] == 1

@@ -43,3 +43,17 @@ def test_interrupted_chunk_is_ignored_then_replaced(corpus, tiny_jooci, tmp_path
     assert sorted(p.name for p in root.glob("chunk_*")) == ["chunk_0000", "chunk_0001"]
     bank = FeatureBank(root, [0])
     assert all(u in bank for u in utts[:4])
+
+
+def test_chunk_of_another_format_is_extracted_again(corpus, tiny_jooci, tmp_path):
+    import json
+
+    module, info, fp = load_upstream(tiny_jooci)
+    utts = read_manifest(corpus / "dev.jsonl", check_durations=False)[:2]
+    root = tmp_path / fp
+    extract_missing(module, info, root, utts, progress=False)
+    index = root / "chunk_0000" / "index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "version": 0}))  # an older cache
+    assert utts[0] not in FeatureBank(root, [0])
+    assert extract_missing(module, info, root, utts, progress=False) == 2
+    assert [p.name for p in root.glob("chunk_*")] == ["chunk_0000"] and utts[0] in FeatureBank(root, [0])

@@ -1,11 +1,11 @@
-import argparse
 import json
 
 import numpy as np
 import pytest
 
 from jooci.data.manifest import Utterance, read_label_file, read_manifest
-from jooci.targets import TargetsConfig, add_targets_arguments, label_quality, make_targets, mfcc_source, run_targets
+from jooci.cli import main
+from jooci.targets import TargetsConfig, label_quality, make_targets, mfcc_source
 from jooci.targets.quality import frame_phones, quality_from_counts, random_labels
 
 
@@ -38,9 +38,7 @@ def test_pnmi_of_mfcc_kmeans_beats_random_labels(synth_corpus, tmp_path, capsys)
     assert q.pnmi > r.pnmi + 0.2
     assert q.phone_purity > r.phone_purity
 
-    p = argparse.ArgumentParser()
-    add_targets_arguments(p)
-    assert run_targets(p.parse_args(["--quality", "--manifest", str(manifest), "--labels", str(tmp_path)])) == 0
+    assert main(["targets", "--quality", "--manifest", str(manifest), "--labels", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| 100 |" in out and "PNMI" in out
     rec = json.loads((tmp_path / "quality.json").read_text())

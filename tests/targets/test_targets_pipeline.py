@@ -1,4 +1,3 @@
-import argparse
 import json
 
 import numpy as np
@@ -6,17 +5,15 @@ import pytest
 
 from jooci.data.manifest import read_label_file, read_manifest, write_label_file
 from jooci.features import num_frames
+from jooci.cli import main
 from jooci.targets import (
-    LabelError, TargetsConfig, add_targets_arguments, load_targets, make_targets, mfcc_source, open_shard,
-    run_targets, shard_range, validate_labels,
+    LabelError, TargetsConfig, load_targets, make_targets, mfcc_source, open_shard, shard_range, validate_labels,
 )
 from jooci.targets.dump import dump_shard
 
 
 def _cli(*argv):
-    p = argparse.ArgumentParser()
-    add_targets_arguments(p)
-    return run_targets(p.parse_args([str(a) for a in argv]))
+    return main(["targets", *[str(a) for a in argv]])
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +157,29 @@ def test_model_layer_source(synth_corpus, labelled, tmp_path, capsys):
     assert _cli("--manifest", dev, "--out", tmp_path / "mixed", "--model", tmp_path / "model", "--layer", 1,
                 "--k", "5", "--centroids-from", labelled, "--no-progress") == 2
     assert "centroids were fitted on" in capsys.readouterr().err
+
+
+def test_finished_shard_is_reused_and_unfinished_one_redone(synth_corpus, tmp_path):
+    from jooci.store import TooManySkippedError
+
+    utts = read_manifest(synth_corpus / "all.jsonl")[:4]
+    prefix = dump_shard(utts, mfcc_source(), tmp_path, progress=False)
+    npy = tmp_path / "feat_0_1.npy"
+    first, stamp = np.load(npy), npy.stat().st_mtime_ns
+    assert dump_shard(utts, mfcc_source(), tmp_path, progress=False) == prefix and npy.stat().st_mtime_ns == stamp
+    (tmp_path / "feat_0_1.json").unlink()  # a dump killed before its index
+    with pytest.raises(FileNotFoundError, match="unfinished"):
+        open_shard(tmp_path, 0, 1)
+    dump_shard(utts, mfcc_source(), tmp_path, progress=False)
+    assert npy.stat().st_mtime_ns != stamp and np.array_equal(np.load(npy), first)
+    assert open_shard(tmp_path, 0, 1).ids == [u.id for u in utts]
+    # other utterances: not reused
+    dump_shard(utts[:3], mfcc_source(), tmp_path, progress=False)
+    assert len(open_shard(tmp_path, 0, 1)) == 3
+    # labels need every utterance: one unreadable file fails the dump, naming it
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00not a wav")
+    utts[2].path = str(bad)
+    with pytest.raises(TooManySkippedError, match="bad.wav"):
+        dump_shard(utts, mfcc_source(), tmp_path / "b", progress=False)
+    assert not (tmp_path / "b" / "feat_0_1.json").exists()

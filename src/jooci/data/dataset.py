@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from jooci.audio import MIN_SAMPLES, SAMPLE_RATE, AudioError, load_audio, resampled_length
 from jooci.data.manifest import Utterance
+from jooci.padding import pad_waveforms
 
 log = logging.getLogger(__name__)
 
@@ -345,10 +346,7 @@ def collate(items: Sequence[Example | None]) -> Batch:
     counted. All examples must carry the same label sets."""
     kept = [x for x in items if x is not None]
     n = len(kept)
-    lengths = torch.tensor([x.waveform.shape[0] for x in kept], dtype=torch.int64)
-    waves = torch.zeros(n, int(lengths.max()) if n else 0, dtype=torch.float32)
-    for i, x in enumerate(kept):
-        waves[i, : x.waveform.shape[0]] = x.waveform
+    waves, lengths = pad_waveforms([x.waveform for x in kept])
     names = list(kept[0].labels) if kept else []
     labels, label_lengths = {}, {}
     for name in names:
