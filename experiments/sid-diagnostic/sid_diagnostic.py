@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--task", choices=("sid", "er"), default="sid")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     results = {}
     for run in args.runs:
-        results[str(run)] = diagnose(run, args.task)
+        with torch.no_grad():
+            results[str(run)] = diagnose(run, args.task)
         print(f"## {run}")
         for k, v in results[str(run)].items():
             print(f"{k:32s} dev {v['dev']:6.2f}  test {v['test']:6.2f}  (C={v['C']}, dim {v['dim']})", flush=True)

@@ -36,3 +36,11 @@ def test_teacher_at_scale_drops_every_speaker_with_a_demo_voice(corpus, tmp_path
     utts = [u for name in names for u in read_manifest(corpus / name, check_files=False)]
     assert utts and all(voice[u.speaker] not in demo_voices for u in utts)
     assert finite(kept)
+
+
+def test_untrained_other_evaluates_the_twin_on_every_task(untrained_demo, capsys):
+    assert load_script("untrained-other/untrained_other.py").main([str(untrained_demo)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(printed["test"]) == set(printed["dev"]) == {"pr", "asr", "sid", "asv", "er"}
+    assert (untrained_demo / "ablations" / "untrained-other" / "model").is_dir()
+    assert (untrained_demo / "eval" / "jooci_untrained-other" / "results.json").is_file() and finite(printed)
