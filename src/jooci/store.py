@@ -184,6 +184,7 @@ class ShardWriter:
         self.lengths: list[int] = []
         self.dim: int | None = None
         self.closed = False
+        self._frames = 0
         # Invalidate first: from here on the old shard (if any) no longer reads as finished.
         _index_path(self.prefix).unlink(missing_ok=True)
         for stale in self.prefix.parent.glob(f".{self.prefix.name}.*.tmp"):  # left by a killed writer
@@ -199,12 +200,14 @@ class ShardWriter:
 
     @property
     def num_frames(self) -> int:
-        return int(sum(self.lengths))
+        return self._frames
 
     def add(self, utt_id: str, features: Features) -> None:
         """Append one utterance: a ``(T, D)`` array, or ``{layer: (T, D)}`` for a per-layer shard."""
         if self.closed:
             raise StoreError(f"{self.prefix}: shard already closed")
+        if "\n" in str(utt_id) or "\r" in str(utt_id):
+            raise ValueError(f"{self.prefix}: utterance id {utt_id!r} holds a line break")
         if self.layers is None:
             if isinstance(features, Mapping):
                 raise ValueError(f"{self.prefix}: a one-array shard takes an array, got a mapping")
@@ -238,6 +241,7 @@ class ShardWriter:
                 self._side[k].write(np.ascontiguousarray(a).tobytes())
         self.ids.append(str(utt_id))
         self.lengths.append(n)
+        self._frames += n
 
     def _side_path(self, k: int | None) -> Path:
         return self._tmp[k].with_name(self._tmp[k].name + ".rows.tmp")
