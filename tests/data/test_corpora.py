@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from jooci.data.corpora import (
-    CorpusError, add_prepare_arguments, prepare_corpus, read_trials, run_prepare, scan_iemocap,
+    CorpusError, prepare_corpus, read_trials, scan_iemocap,
     scan_librispeech, scan_voxceleb1, write_trials,
 )
 from jooci.data.manifest import ManifestError, read_manifest
@@ -363,7 +363,10 @@ def test_prepare_voxceleb1_and_iemocap(vox, iemo, tmp_path):
 
 def test_run_prepare(vox, tmp_path, capsys):
     root, _ = vox
-    parser = add_prepare_arguments(argparse.ArgumentParser(prog="jooci prepare"))
+    from jooci.cli.prepare import add_arguments, run as run_prepare
+
+    parser = argparse.ArgumentParser(prog="jooci prepare")
+    add_arguments(parser)
     args = parser.parse_args(["voxceleb1", "--root", str(root), "--out", str(tmp_path / "o"),
                               "--trials", str(root / "veri_test2.txt")])
     assert run_prepare(args) == 0
@@ -373,7 +376,7 @@ def test_run_prepare(vox, tmp_path, capsys):
 
     args = parser.parse_args(["iemocap", "--root", str(tmp_path / "missing"),
                               "--out", str(tmp_path / "o2")])
-    assert run_prepare(args) == 1
+    assert run_prepare(args) == 2
     err = capsys.readouterr().err
     assert "jooci prepare: error:" in err and str(tmp_path / "missing") in err
     assert not (tmp_path / "o2").exists()

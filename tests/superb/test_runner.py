@@ -7,8 +7,11 @@ import torch
 from jooci.hub import load
 from jooci.superb import evaluate
 from jooci.superb.metrics import bootstrap_interval, item_statistic
-from jooci.superb.report import add_report_arguments, compare, load_run, markdown, run_report
-from jooci.superb.runner import add_evaluate_arguments, run_evaluate
+from jooci.cli.evaluate import add_arguments as add_evaluate_arguments
+from jooci.cli.evaluate import run as run_evaluate
+from jooci.cli.report import add_arguments as add_report_arguments
+from jooci.cli.report import run as run_report
+from jooci.superb.report import compare, load_run, markdown
 
 RANGES = {"pr": ("per", 0, 200), "asr": ("wer", 0, 200), "sid": ("accuracy", 0, 100), "asv": ("eer", 0, 100),
           "er": ("accuracy", 0, 100)}
@@ -158,14 +161,14 @@ def test_cli_refuses_bad_input_with_exit_code_2(corpus, tmp_path, capsys):
     bad_model = parser.parse_args(["--model", str(tmp_path / "nope"), "--data", str(corpus), "--out", str(tmp_path / "o"),
                                    "--tasks", "sid"])
     assert run_evaluate(bad_model) == 2
-    assert "no config.json" in capsys.readouterr().out
+    assert "no config.json" in capsys.readouterr().err
     bad_task = parser.parse_args(["--model", "fbank", "--data", str(corpus), "--out", str(tmp_path / "o"), "--tasks", "kws"])
     assert run_evaluate(bad_task) == 2
-    assert "unknown task" in capsys.readouterr().out
+    assert "unknown task" in capsys.readouterr().err
     bad_pairs = parser.parse_args(["--model", "fbank", "--data", f"pr={corpus}", "--out", str(tmp_path / "o"),
                                    "--tasks", "pr,sid"])
     assert run_evaluate(bad_pairs) == 2
-    assert "no data folder given for task(s) sid" in capsys.readouterr().out
+    assert "no data folder given for task(s) sid" in capsys.readouterr().err
 
 
 def test_cli_thread_default_is_the_python_default():

@@ -1,18 +1,16 @@
 """The shipped YAML configs load strictly, and the schedule scale applies to every phase."""
 
-from pathlib import Path
 
 import pytest
 
 from jooci.configio import ConfigError
-from jooci.train.config import load_config
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from jooci.train.config import CONFIGS, load_config, preset_path
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "base"])
 def test_shipped_configs_load(name):
-    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert preset_path(name) == CONFIGS / f"{name}.yaml"  # package data, beside the code
+    cfg = load_config(preset_path(name))
     assert cfg.preset == name
     assert cfg.model.dino == cfg.teacher.head
 

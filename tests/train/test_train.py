@@ -418,7 +418,8 @@ def test_an_external_teacher_replaces_the_teacher_phase(synth_corpus, tmp_path, 
 
 def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_corpus, tmp_path, capsys):
     from jooci.models.speaker import SpeakerModel, save_speaker_folder
-    from jooci.train.pipeline import add_pretrain_arguments, run_pretrain
+    from jooci.cli.pretrain import add_arguments as add_pretrain_arguments
+    from jooci.cli.pretrain import run as run_pretrain
 
     other = tmp_path / "wide-teacher"
     wide = _cfg(synth_corpus, "teacher.encoder.ecapa.channels=48").teacher

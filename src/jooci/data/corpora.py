@@ -3,8 +3,8 @@
 Each scanner walks a corpus tree, reads every kept file's header (:func:`jooci.audio.audio_info`,
 in a few threads) and returns :class:`~jooci.data.manifest.Utterance` records with absolute
 paths, sorted by ``(split, id)``. :func:`prepare_corpus` writes one ``<split>.jsonl`` per split
-(plus ``trials.txt`` for VoxCeleb1); :func:`add_prepare_arguments` / :func:`run_prepare` are the
-``jooci prepare {librispeech,voxceleb1,iemocap} --root R --out D`` command.
+(plus ``trials.txt`` for VoxCeleb1); ``jooci prepare {librispeech,voxceleb1,iemocap} --root R
+--out D`` calls it.
 
 Bad input (shared by all three)
     A missing root, no corpus folder under it, a malformed label file or a protocol file naming
@@ -68,12 +68,10 @@ IEMOCAP (``scan_iemocap``)
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import os
 import re
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -636,7 +634,7 @@ def _sorted(utts: list[Utterance], corpus: str, root: Path) -> list[Utterance]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Manifests and the `jooci prepare` command
+# Manifests (what `jooci prepare` writes)
 
 SCANNERS = {"librispeech": scan_librispeech, "voxceleb1": scan_voxceleb1, "iemocap": scan_iemocap}
 
@@ -687,48 +685,8 @@ def prepare_corpus(
     return paths
 
 
-def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``jooci prepare`` arguments to ``parser`` (a subcommand's parser)."""
-    parser.add_argument("kind", choices=list(SCANNERS), help="which corpus layout --root holds")
-    parser.add_argument("--root", required=True, type=Path, help="the corpus folder as distributed")
-    parser.add_argument("--out", required=True, type=Path, help="folder for <split>.jsonl (and trials.txt)")
-    parser.add_argument("--max-skip-fraction", type=float, default=None,
-                        help=f"share of utterances that may be skipped (default {MAX_SKIP_FRACTION:g})")
-    g = parser.add_argument_group("librispeech")
-    g.add_argument("--subsets", nargs="+", default=None, help="subsets to scan (default: all found)")
-    g = parser.add_argument_group("voxceleb1")
-    g.add_argument("--trials", type=Path, default=None, help="ASV trial list, e.g. veri_test2.txt")
-    g.add_argument("--iden-split", type=Path, default=None, help="SID split file iden_split.txt")
-    g.add_argument("--allow-missing", action="store_true",
-                   help="drop protocol lines naming absent utterances instead of failing")
-    g = parser.add_argument_group("iemocap")
-    g.add_argument("--classes", nargs="+", default=None, help="labels to keep (default: neu hap ang sad)")
-    g.add_argument("--keep-excited", action="store_true", help="do not merge exc into hap")
-    return parser
-
-
-def run_prepare(args: argparse.Namespace) -> int:
-    """Run ``jooci prepare`` from parsed arguments; prints the files written. Returns the exit code."""
-    given = {
-        "subsets": args.subsets, "trials": args.trials, "iden_split": args.iden_split,
-        "classes": args.classes, "max_skip_fraction": args.max_skip_fraction,
-        "allow_missing": args.allow_missing or None, "merge_excited": False if args.keep_excited else None,
-    }
-    options = {k: v for k, v in given.items() if v is not None}  # only what was asked for
-    try:
-        paths = prepare_corpus(args.kind, args.root, args.out, **options)
-    except (ManifestError, ValueError) as e:
-        print(f"jooci prepare: error: {e}", file=sys.stderr)
-        return 1
-    for name, p in paths.items():
-        with open(p, encoding="utf-8") as f:
-            n = sum(1 for _ in f)
-        print(f"{name}: {p} ({n} {'trials' if name == 'trials' else 'utterances'})")
-    return 0
-
-
 __all__ = [
     "CorpusError", "scan_librispeech", "scan_voxceleb1", "scan_iemocap", "read_trials", "write_trials",
-    "prepare_corpus", "add_prepare_arguments", "run_prepare", "LIBRISPEECH_SUBSETS", "IEMOCAP_LABELS",
+    "prepare_corpus", "LIBRISPEECH_SUBSETS", "IEMOCAP_LABELS",
     "SID_SPLITS", "ASV_TRAIN", "ASV_TEST", "MAX_SKIP_FRACTION",
 ]

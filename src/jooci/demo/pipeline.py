@@ -101,12 +101,14 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     fastest on the 2-core machine the demo is sized for; raise it on a many-core machine).
     """
     from jooci.data.synth import SynthConfig, synthesize
+    from jooci.extras import check
     from jooci.superb.runner import EvalConfig, evaluate
     from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
     from jooci.train.pipeline import run_all, teacher_folder
 
+    check("espeakng_loader", "matplotlib")  # the synth and plots extras, before hours of work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ablate = list(ablate or [])

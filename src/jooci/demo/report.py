@@ -290,8 +290,9 @@ def credit_sentences(unearned: list[str], earned: list[str], behind: list[str] =
 
 
 def plot_training_curves(pre: Path, path: Path) -> Path:
-    import matplotlib
+    from jooci.extras import require
 
+    matplotlib = require("matplotlib")  # the plots extra
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

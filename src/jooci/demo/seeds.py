@@ -251,8 +251,9 @@ def _span(interval: list[float] | None) -> str:
 
 def plot_seed_pairs(table: dict[str, Any], path: Path) -> Path:
     """One panel per task: the baseline and JOOCI per seed, a line joining each seed's pair."""
-    import matplotlib
+    from jooci.extras import require
 
+    matplotlib = require("matplotlib")  # the plots extra
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

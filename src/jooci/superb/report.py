@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -233,8 +232,9 @@ def _dcf_keys(docs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _pyplot():
-    import matplotlib
+    from jooci.extras import require
 
+    matplotlib = require("matplotlib")  # the plots extra
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
@@ -325,22 +325,3 @@ def write_report(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     plot_layer_weights(docs, out / "layer_weights.png")
     plot_layerwise(docs, out / "layerwise.png")
     return out / "report.md"
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``jooci report``."""
-    parser.add_argument("runs", nargs="+", help="run folders written by `jooci evaluate`")
-    parser.add_argument("--out", required=True, help="folder for report.md and the PNGs")
-    parser.add_argument("--reference", default=None, help="label of the reference model (default: the first run)")
-    parser.add_argument("--labels", nargs="+", default=None, help="names for the runs, in order")
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """``jooci report``: print the markdown; 2 on bad input."""
-    try:
-        path = write_report(args.runs, args.out, args.reference, args.labels)
-    except ReportError as e:
-        print(f"error: {e}")
-        return 2
-    print(path.read_text())
-    return 0

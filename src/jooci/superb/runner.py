@@ -15,7 +15,6 @@ crops are seeded per task.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -28,9 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from jooci.hub import CheckpointError
-from jooci.extract import ExtractError
-from jooci.superb.cache import FBANK, FeatureBank, extract_missing, load_upstream
+from jooci.extras import available, missing_message
+from jooci.superb.cache import FeatureBank, extract_missing, load_upstream
 from jooci.superb.data import DataFolder, TaskDataError, TaskSplits, read_lexicon, task_splits
 from jooci.superb.featurizer import UpstreamInfo
 from jooci.superb.metrics import EER_DEFINITION, P_TARGETS
@@ -228,7 +226,9 @@ def _evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | di
         "threads": {"extraction": extraction_threads, "heads": torch.get_num_threads()},
     }
     _write_json(out / "results.json", doc)
-    if results:
+    if results and not available("matplotlib"):
+        log.warning("no layer_weights.png: %s", missing_message("matplotlib"))
+    elif results:
         from jooci.superb.report import plot_layer_weights
 
         plot_layer_weights([doc], out / "layer_weights.png")
@@ -249,7 +249,9 @@ def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: d
                selected: list[int], out: Path, timings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every task on cached features, then the probes."""
     writer = None
-    if cfg.tensorboard:
+    if cfg.tensorboard and not available("tensorboard"):
+        log.warning("no TensorBoard events: %s", missing_message("tensorboard"))
+    elif cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tensorboard"))
@@ -308,67 +310,6 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
     os.replace(tmp, path)
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``jooci evaluate``."""
-    parser.add_argument("--model", required=True, help="jooci model folder (config.json + model.safetensors), "
-                        "or 'fbank' for the log-mel floor")
-    parser.add_argument("--data", required=True, nargs="+",
-                        help="manifest folder for every task, or TASK=FOLDER pairs (e.g. pr=libri asr=libri sid=vox1)")
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
-    parser.add_argument("--out", required=True, help="output folder (results.json, layer_weights.png)")
-    parser.add_argument("--layers", choices=["all", "content", "other"], default="all",
-                        help="hidden states in the weighted sum (default all)")
-    parser.add_argument("--normalize", action="store_true", help="LayerNorm each hidden state before the sum")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", nargs="+", default=None, metavar="TASK=N", help="override epochs, e.g. pr=60")
-    parser.add_argument("--lr", nargs="+", default=None, metavar="TASK=LR[,LR...]",
-                        help="override the LR sweep, e.g. pr=1e-2,3e-3 asv=1e-3")
-    parser.add_argument("--no-probes", action="store_true", help="skip the layer-wise probes")
-    parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
-    parser.add_argument("--lexicon", default=None, help="CMUdict-style lexicon for PR phones from transcripts")
-    parser.add_argument("--er-fold", type=int, default=1, help="IEMOCAP session held out for ER (1-5)")
-    parser.add_argument("--device", default="cpu", help="device for feature extraction")
-    parser.add_argument("--threads", type=int, default=EvalConfig.threads,
-                        help=f"torch threads for extraction (default {EvalConfig.threads}, as in Python: fastest on a "
-                             "shared 2-core machine; raise on many cores)")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"{what}: expected TASK=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        if k not in TASKS:
-            raise ValueError(f"{what}: unknown task {k!r} in {item!r}")
-        out[k] = v
-    return out
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """``jooci evaluate``: print the per-task results; 2 on bad input."""
-    try:
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-        data: Any = args.data[0] if len(args.data) == 1 and "=" not in args.data[0] else _pairs(args.data, "--data")
-        settings = default_settings()
-        for k, v in _pairs(args.epochs, "--epochs").items():
-            settings[k] = dataclasses.replace(settings[k], epochs=int(v))
-        for k, v in _pairs(args.lr, "--lr").items():
-            settings[k] = dataclasses.replace(settings[k], lrs=tuple(float(x) for x in v.split(",")))
-        cfg = EvalConfig(seed=args.seed, layers=args.layers, normalize=args.normalize, tasks=settings,
-                         probes=() if args.no_probes else PROBE_TASKS, cache_dir=args.cache, lexicon=args.lexicon,
-                         er_fold=args.er_fold, device=args.device, threads=args.threads,
-                         progress=not args.no_progress)
-        model = args.model if args.model == FBANK else Path(args.model)
-        doc = evaluate(model, data, tasks, args.out, cfg)
-    except (TaskDataError, ValueError, CheckpointError, ExtractError) as e:
-        print(f"error: {e}")
-        return 2
-    print(summary_table(doc))
-    return 0
 
 
 def summary_table(doc: dict[str, Any]) -> str:

@@ -23,10 +23,8 @@ can use.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,26 +264,6 @@ def linear_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict:
             "C": c}
 
 
-def add_verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", nargs="+", required=True,
-                   help="one or more of: 'fbank', a teacher folder (RUN/teacher/final), a jooci model folder; "
-                        "FOLDER:N scores mean+std of hidden state N")
-    p.add_argument("--data", required=True, help="folder with the ASV manifests and trials.txt (e.g. a JOOCI-synth corpus)")
-    p.add_argument("--trials", choices=("test", "dev"), default="test",
-                   help="test: the ASV test trials (default); dev: JOOCI-synth's held-out dev speakers "
-                        "(trials_dev.txt), for choosing a recipe without the test trials")
-    p.add_argument("--probe", action="store_true",
-                   help="also a linear SID probe on the embedding (seen speakers: the SID train/dev/test splits, "
-                        "whatever --trials says)")
-    p.add_argument("--untrained", action="store_true",
-                   help="after each model, also score an untrained reference of its architecture (a teacher: the "
-                        "whole network; jooci: its Other encoder), initialised from --seed: what training gave it "
-                        "beyond random features (docs/method.md T29); only teacher and jooci folders have one")
-    p.add_argument("--seed", type=int, default=0, help="the untrained references' initialisation (default 0)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-
-
 def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> str:
     """An untrained counterpart of ``source`` (a folder ``embedder`` reads), written to ``out``: a
     teacher folder's architecture initialised from ``seed``, or a jooci model with its Other
@@ -308,40 +286,28 @@ def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> s
     return str(out)
 
 
-def run_verify_command(args: argparse.Namespace) -> int:
+def verify_models(models: list[str], data: str | os.PathLike, *, trials: str = "test", probe: bool = False,
+                  untrained: bool = False, seed: int = 0,
+                  device: str = "cpu") -> list[tuple[VerifyResult, dict | None]]:
+    """:func:`verify` for each of ``models`` (``"fbank"``, a folder, or ``FOLDER:N`` for hidden
+    state N), each with its SID probe (:func:`sid_probe`) when ``probe``; with ``untrained``, each
+    model that has one is followed by its untrained reference (:func:`untrained_reference`,
+    initialised from ``seed``). Returns (result, probe or None) per scored embedding, in order."""
     import tempfile
 
-    from jooci.hub import CheckpointError
-
     specs = []  # (label, source, layer)
-    results, probes = [], []
-    scratch = tempfile.TemporaryDirectory(prefix="jooci-verify-")
-    try:
-        for spec in args.model:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="jooci-verify-") as scratch:
+        for spec in models:
             source, layer = spec, None
             if spec != "fbank" and ":" in spec and spec.rsplit(":", 1)[1].isdigit():
                 source, n = spec.rsplit(":", 1)
                 layer = int(n)
             specs.append((spec, source, layer))
-            if args.untrained and source != "fbank":
-                ref = untrained_reference(source, Path(scratch.name) / str(len(specs)), args.seed)
-                specs.append((f"untrained {spec} (seed {args.seed})", ref, layer))
+            if untrained and source != "fbank":
+                ref = untrained_reference(source, Path(scratch) / str(len(specs)), seed)
+                specs.append((f"untrained {spec} (seed {seed})", ref, layer))
         for spec, source, layer in specs:
-            results.append(verify(source, args.data, layer=layer, device=args.device, label=spec,
-                                  trials=args.trials))
-            probes.append(sid_probe(source, args.data, layer=layer, device=args.device) if args.probe else None)
-    except (TaskDataError, FileNotFoundError, ValueError, CheckpointError) as e:
-        print(f"jooci verify: error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        scratch.cleanup()
-    head = "| embedding | EER % | minDCF (p=0.01) | trials |" + (" SID probe acc % (test) |" if args.probe else "")
-    print(head + "\n" + "|---" * head.count(" |") + "|")
-    for r, pr in zip(results, probes):
-        print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |"
-              + (f" {pr['test']:.2f} |" if pr else ""))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps([dict(r.to_dict(), **({"sid_probe": pr} if pr else {}))
-                                        for r, pr in zip(results, probes)], indent=1))
-    return 0
+            result = verify(source, data, layer=layer, device=device, label=spec, trials=trials)
+            out.append((result, sid_probe(source, data, layer=layer, device=device) if probe else None))
+    return out

@@ -1,8 +1,7 @@
 """Targets for the Content encoder: features in shards, k-means for several K, label files checked
 against their manifest, and label quality (purity, PNMI). ``jooci targets`` runs it all.
 
-Names are imported lazily (PEP 562), so ``from jooci.targets.cli import add_targets_arguments``
-builds the CLI parser without importing torch, numpy or faiss.
+Names are imported lazily (PEP 562), so importing the package loads neither torch, numpy nor faiss.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "add_targets_arguments": "cli", "run_targets": "cli",
     "dump_shard": "dump", "open_shard": "dump", "shard_range": "dump",
     "KMeansError": "kmeans", "assign": "kmeans", "fit_kmeans": "kmeans", "sample_features": "kmeans",
     "LabelError": "labels", "expected_frames": "labels", "label_file": "labels", "read_labels": "labels",

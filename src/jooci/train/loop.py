@@ -219,7 +219,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
             for k, v in record.items():
-                if k != "step":
+                if k != "step" and writer is not None:
                     writer.add_scalar(f"{phase}/{k}", v, step)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
 
@@ -507,6 +507,13 @@ def _checkpoint(run_dir: Path, step: int, model: nn.Module, teacher: nn.Module |
 
 
 def _tensorboard(run_dir: Path):
+    """A TensorBoard writer for ``run_dir``, or None without the tensorboard extra (metrics.jsonl
+    holds the same numbers)."""
+    from jooci.extras import available, missing_message
+
+    if not available("tensorboard"):
+        log.warning("no TensorBoard events: %s", missing_message("tensorboard"))
+        return None
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run_dir / "tensorboard"))

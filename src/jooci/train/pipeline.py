@@ -1,4 +1,4 @@
-"""The whole pretraining recipe as one resumable run, and the ``jooci pretrain`` command.
+"""The whole pretraining recipe as one resumable run (what ``jooci pretrain`` calls).
 
 ``jooci pretrain --config C --out RUN --all`` runs, each stage in its own folder and skipped when
 already finished (so an interrupted run is simply started again)::
@@ -21,16 +21,13 @@ already finished (so an interrupted run is simply started again)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
-from jooci.configio import ConfigError
-from jooci.train.config import PHASES, PretrainConfig, load_config
+from jooci.train.config import PHASES, PretrainConfig
 from jooci.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from jooci.train.loop import FINAL, PhaseInputs, load_teacher, pretraining_manifest, train_phase
 
@@ -104,53 +101,40 @@ def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, pro
     return run / FINAL
 
 
-def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, help="YAML config (default: the tiny preset)")
-    p.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds checkpoints)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every stage: targets, content iterations, teacher, phase 1, phase 2")
-    which.add_argument("--phase", choices=PHASES, help="one stage")
-    p.add_argument("--manifest", type=Path, default=None, help="--phase: pretraining manifest (default: data.manifests)")
-    p.add_argument("--labels", type=Path, default=None, help="--phase content/phase1/phase2: `jooci targets` folder")
-    p.add_argument("--init", type=Path, default=None, help="--phase: model folder to start from")
-    p.add_argument("--teacher", type=Path, default=None, help="--phase phase1/phase2: teacher folder")
-    p.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue from it "
-                   "(runs always resume automatically when one is there)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. schedule.phase2.steps=500")
+def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None = None,
+             manifest: str | os.PathLike | None = None, labels: str | os.PathLike | None = None,
+             init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None,
+             resume: bool = False) -> Path | None:
+    """``jooci pretrain``: every stage into ``out`` (``phase=None``, :func:`run_all`) or one phase
+    with its inputs (``manifest``, ``labels``, ``init``, ``teacher``; :func:`train_phase`).
 
+    ``resume``: require a checkpoint (or a finished stage) in ``out``. An unusable teacher is
+    refused before any training. Returns the model folder on the main rank, None on the others.
 
-def run_pretrain(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"jooci pretrain: error: {e}", file=sys.stderr)
-        return 2
-    if args.resume:
+    Raises:
+        ValueError: ``resume`` without a checkpoint, a missing or unusable teacher.
+    """
+    out = Path(out)
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; choose from {', '.join(PHASES)}")
+    if resume:
         from jooci.train.checkpoint import latest_checkpoint
 
-        folders = [args.out] if args.phase else [args.out, *(d for d in args.out.glob("*") if d.is_dir())]
+        folders = [out] if phase else [out, *(d for d in out.glob("*") if d.is_dir())]
         if not any(latest_checkpoint(f) or (f / FINAL / "config.json").exists() for f in folders):
-            print(f"jooci pretrain: error: --resume given but {args.out} holds no checkpoint", file=sys.stderr)
-            return 2
-    try:  # an unusable teacher is refused before any training
-        if args.all:
-            check_teacher_init(cfg)
-        elif args.phase in ("phase1", "phase2"):
-            if args.teacher is None:
-                raise ValueError(f"--phase {args.phase} needs --teacher FOLDER (run.teacher_init is read by --all)")
-            load_teacher(args.teacher, cfg)
-    except ValueError as e:
-        print(f"jooci pretrain: error: {e}", file=sys.stderr)
-        return 2
+            raise ValueError(f"--resume given but {out} holds no checkpoint")
+    if phase is None:
+        check_teacher_init(cfg)
+    elif phase in ("phase1", "phase2"):
+        if teacher is None:
+            raise ValueError(f"--phase {phase} needs --teacher FOLDER (run.teacher_init is read by --all)")
+        load_teacher(teacher, cfg)
     dist = init_distributed(cfg.run.device)
     try:
-        if args.all:
-            final = run_all(cfg, args.out, dist)
+        if phase is None:
+            final = run_all(cfg, out, dist)
         else:
-            final = train_phase(cfg, args.phase, args.out, PhaseInputs(args.labels, args.init, args.teacher), dist,
-                                manifest=args.manifest)
+            final = train_phase(cfg, phase, out, PhaseInputs(labels, init, teacher), dist, manifest=manifest)
     finally:
         shutdown(dist)
-    if dist.is_main:
-        print(f"model: {final}")
-    return 0
+    return final if dist.is_main else None

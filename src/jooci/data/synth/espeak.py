@@ -53,10 +53,9 @@ class Espeak:
     """One espeak-ng engine. The library is process-global: make one per process."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError as e:  # pragma: no cover - a declared dependency
-            raise RuntimeError("JOOCI-synth needs the 'espeakng-loader' package (pip install espeakng-loader)") from e
+        from jooci.extras import require
+
+        espeakng_loader = require("espeakng_loader")  # the synth extra
         lib = self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]

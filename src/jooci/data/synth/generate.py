@@ -338,6 +338,9 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
                      *(f"{s}.jsonl" for s in SPLITS)):
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    from jooci.extras import check
+
+    check("espeakng_loader")  # before any folder is made or worker started: the synth extra
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()

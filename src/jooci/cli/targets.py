@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from jooci.cli.errors import reports_errors
 
-def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``jooci targets`` (the lead's cli.py calls this on its subparser)."""
+# jooci.targets.pipeline.STEPS plus "all" (tests/test_cli.py checks they agree).
+STEPS = ("all", "dump", "fit", "label", "merge")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, type=Path, help="JSONL manifest (labels follow its order)")
     parser.add_argument("--out", type=Path, help="output folder for features, centroids, labels, provenance")
     parser.add_argument("--k", default="100,500,1000",
@@ -28,14 +31,15 @@ def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of utterances the k-means sample is drawn from (default 0.1)")
     parser.add_argument("--max-frames", type=int, default=2_000_000, help="cap on k-means sample frames")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss", help="k-means implementation")
+    parser.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss",
+                        help="k-means implementation (faiss falls back to sklearn when faiss-cpu is not installed)")
     parser.add_argument("--niter", type=int, default=50, help="k-means iterations")
     parser.add_argument("--threads", type=int, default=None,
                         help="k-means threads (default: 1 for small fits, all cores for large ones)")
     parser.add_argument("--nshard", type=int, default=1, help="split the manifest into this many contiguous shards")
     parser.add_argument("--rank", type=int, default=None,
                         help="the shard this machine dumps / labels (default: all of them, here)")
-    parser.add_argument("--step", choices=("all", "dump", "fit", "label", "merge"), default="all",
+    parser.add_argument("--step", choices=STEPS, default="all",
                         help="run one step (multi-machine): dump and label per rank; fit and merge once")
     parser.add_argument("--centroids-from", type=Path, default=None,
                         help="apply the centroids of an earlier output folder instead of fitting (dev splits)")
@@ -47,30 +51,22 @@ def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run_targets(args: argparse.Namespace) -> int:
-    """Run ``jooci targets``; returns the exit status (2 with a one-line error for bad input)."""
-    from jooci.audio import AudioError
-    from jooci.data.manifest import ManifestError
-    from jooci.targets.kmeans import KMeansError
-    from jooci.targets.sources import FeatureSourceError
+@reports_errors("targets")
+def run(args: argparse.Namespace) -> int:
+    return _quality(args) if args.quality else _make(args)
 
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    """``"100,500"`` -> ``(100, 500)``."""
     try:
-        return _quality(args) if args.quality else _make(args)
-    except (ManifestError, AudioError, KMeansError, FeatureSourceError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-def _parse_ks(text: str) -> tuple[int, ...]:
-    try:
-        ks = tuple(int(k) for k in text.split(",") if k.strip())
+        return tuple(int(k) for k in text.split(",") if k.strip())
     except ValueError:
         raise ValueError(f"--k must be comma-separated integers, got {text!r}") from None
-    return ks
 
 
 def _make(args: argparse.Namespace) -> int:
-    from jooci.targets.pipeline import STEPS, TargetsConfig, make_targets
+    from jooci.targets.pipeline import STEPS as LIBRARY_STEPS
+    from jooci.targets.pipeline import TargetsConfig, make_targets
     from jooci.targets.sources import mfcc_source, model_source
 
     if args.out is None:
@@ -87,10 +83,10 @@ def _make(args: argparse.Namespace) -> int:
         raise ValueError("--rank runs one shard: give --step dump or --step label (fit and merge run once, without --rank)")
     if args.rank is not None and not 0 <= args.rank < args.nshard:
         raise ValueError(f"--rank must be in [0, {args.nshard}), got {args.rank}")
-    cfg = TargetsConfig(ks=_parse_ks(args.k), fraction=args.fraction, seed=args.seed, backend=args.backend,
+    cfg = TargetsConfig(ks=parse_ks(args.k), fraction=args.fraction, seed=args.seed, backend=args.backend,
                         niter=args.niter, max_frames=args.max_frames, nshard=args.nshard,
                         batch_seconds=args.batch_seconds, threads=args.threads)
-    steps = STEPS if args.step == "all" else (args.step,)
+    steps = LIBRARY_STEPS if args.step == "all" else (args.step,)
     ranks = None if args.rank is None else [args.rank]
     record = make_targets(args.manifest, args.out, source, cfg, steps=steps, ranks=ranks,
                           centroids_from=args.centroids_from, progress=not args.no_progress)
@@ -140,6 +136,3 @@ def _quality(args: argparse.Namespace) -> int:
     (args.labels / "quality.md").write_text(table + "\n", encoding="utf-8")
     print(f"written: {args.labels / 'quality.json'}, {args.labels / 'quality.md'}")
     return 0
-
-
-__all__ = ["add_targets_arguments", "run_targets"]

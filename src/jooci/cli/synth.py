@@ -1,0 +1,49 @@
+"""``jooci synth``: generate the JOOCI-synth corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jooci.cli.errors import reports_errors
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="corpus folder (created; reused if finished with the same settings)")
+    p.add_argument("--minutes", type=float, default=10.0, help="total audio to generate (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus")
+    p.add_argument("--speakers", type=int, default=48, help="number of synthetic speakers (default 48)")
+    p.add_argument("--heldout-fraction", type=float, default=0.2,
+                   help="fraction of speakers kept for test/ASV trials only (default 0.2)")
+    p.add_argument("--dev-heldout-fraction", type=float, default=0.1,
+                   help="fraction of speakers kept for dev trials only (heldout_dev.jsonl, trials_dev.txt; "
+                        "default 0.1, 0 for none)")
+    p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (16-bit PCM)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
+
+
+@reports_errors("synth")
+def run(args: argparse.Namespace) -> int:
+    from jooci.data.synth import SynthConfig, synthesize
+
+    cfg = SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers,
+                      heldout_fraction=args.heldout_fraction,
+                      dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format)
+    out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite)
+    stats = json.loads((out / "synth.json").read_text())["stats"]
+    print(summary(out, stats))
+    return 0
+
+
+def summary(out: Path, stats: dict) -> str:
+    """The corpus in a few lines: totals, then one table row per split, then the styles."""
+    lines = [f"JOOCI-synth corpus in {out}: {stats['utterances']} utterances, {stats['minutes']} min, "
+             f"{stats['speakers']} speakers, {len(stats['phones'])}/39 ARPAbet phones, {stats['trials']} ASV trials"
+             + (f", {stats['dev_trials']} dev trials" if stats.get("dev_trials") else ""),
+             "", "| split | utterances | minutes | speakers |", "|---|---|---|---|"]
+    for name, s in stats["splits"].items():
+        lines.append(f"| {name} | {s['utterances']} | {s['minutes']} | {s['speakers']} |")
+    lines += ["", "styles: " + ", ".join(f"{k} {v}" for k, v in stats["styles"].items())]
+    return "\n".join(lines)
