@@ -59,3 +59,14 @@ def test_s3prl_featurizer_accepts_the_upstream(tiny_dir):
     assert f_sid.layer_num == 5
     base = JOOCIUpstream(HuBERTBaseline.from_preset("tiny"))
     assert interfaces.Featurizer(base, upstream_device="cpu").layer_num == 3
+
+
+def test_a_teacher_folder_is_an_upstream_too(tmp_path):
+    from jooci.models import SpeakerModel, speaker_config
+
+    SpeakerModel(speaker_config("tiny")).save_pretrained(tmp_path / "teacher")
+    up = jooci_local(str(tmp_path / "teacher"))
+    with torch.no_grad():
+        out = up([torch.randn(16000), torch.randn(9000)])
+    assert len(out["hidden_states"]) == 2 and out["last_hidden_state"] is out["hidden_states"][-1]
+    assert out["content_hidden_states"] == [] and out["hidden_states_lengths"].tolist() == [49, 27]

@@ -173,6 +173,6 @@ def test_cli_untrained_refuses_folders_without_a_reference_in_words(corpus, tmp_
     assert "a hubert_baseline folder has no untrained reference" in capsys.readouterr().err
     broken = tmp_path / "teacher"
     broken.mkdir()
-    (broken / "config.json").write_text(json.dumps({"model_type": "speaker"}))  # no "config" section
+    (broken / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1}))  # no "config"
     assert main(["verify", "--model", str(broken), "--data", str(corpus), "--untrained"]) == 2
-    assert "needs model_type 'speaker' and a 'config' section" in capsys.readouterr().err
+    assert f"{broken / 'config.json'}: missing 'config'" in capsys.readouterr().err

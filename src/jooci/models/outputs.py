@@ -14,11 +14,13 @@ from jooci.models.heads import DINOHeadOutput
 class FeatureOutput:
     """What ``extract_features`` returns.
 
-    hidden_states: every state a downstream weighted sum may use, all (B, T, D) with one D: the
-        Transformer input (CNN frames projected, pos-conv, LayerNorm), each Content layer, then
-        each Other block (JOOCI only).
-    content_states: the Content part (L + 1 tensors); other_states: the Other part ([] for the
-        baseline); embedding: (B, E) utterance embedding (None for the baseline).
+    hidden_states: every state a downstream weighted sum may use, all (B, T, D) with one D
+        (``content_states + other_states``; as many as the model's ``num_hidden_states``). JOOCI
+        and the baseline: the Transformer input (CNN frames projected, pos-conv, LayerNorm),
+        each Content layer, then each Other block (JOOCI only); the speaker teacher: its blocks.
+    content_states: the Content part (L + 1 tensors; [] for the teacher); other_states: the
+        Other part, or the teacher's blocks ([] for the baseline); embedding: (B, E) utterance
+        embedding (None for the baseline).
     """
 
     hidden_states: list[Tensor]
