@@ -59,7 +59,6 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
 
     from jooci.audio import SAMPLE_RATE, load_audio
     from jooci.data.manifest import read_manifest, resolve
-    from jooci.features import log_mel
     from jooci.models.speaker import SpeakerModel, save_speaker_folder
 
     final = out / "final"
@@ -89,8 +88,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
             start = int(torch.randint(max(1, a.numel() - crop + 1), (1,), generator=g))
             piece = a[start:start + crop]
             wavs[i, :piece.numel()], lengths[i] = piece, piece.numel()
-        mel, frames = log_mel(wavs, lengths, rate=100)
-        logits = model(mel, frames).head.logits / TEMPERATURE
+        logits = model(wavs, lengths).head.logits / TEMPERATURE  # the model's own log-mel front-end
         loss = F.cross_entropy(logits, target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
