@@ -7,8 +7,7 @@ Two kinds, one output (:class:`FrontendOutput`, 50 Hz, the wav2vec 2.0 frame cou
   simplification), passed on unnormalised in the small preset (``output_norm=False``; with it, a
   LayerNorm over the bins per frame). A CNN learns its filterbank from raw audio over hundreds of
   thousands of steps; within a CPU demo's few hundred it stays close to random and drops most of
-  what tells speakers apart (docs/method.md T25 has the measurement), so the small preset starts
-  from the filterbank instead. Both encoders still share it, as in the paper.
+  what tells speakers apart, so the small preset starts from the filterbank instead. Both encoders still share it, as in the paper.
 
 The CNN:
 
@@ -211,10 +210,9 @@ class MelFrontend(nn.Module):
     padded width), so masks, label files and s3prl's downsample rate of 320 hold for both kinds.
 
     ``output_norm`` True: a LayerNorm per frame keeps the spectral shape (speaker and phone cues)
-    but drops each frame's level, and with it loudness, a style cue (speaking-style probe on the
-    demo corpus: 59.0 % without, 35.5 % with). False (the small preset): the log-mel as it is,
-    the SUPERB fbank floor's input; the Content encoder's projection + LayerNorm and the Other
-    encoder's BatchNorm do the scaling downstream.
+    but drops each frame's level, and with it loudness, a style cue. False (the small preset):
+    the log-mel as it is, the SUPERB fbank floor's input; the Content encoder's projection +
+    LayerNorm and the Other encoder's BatchNorm do the scaling downstream.
     """
 
     def __init__(self, cfg: FrontendConfig):

@@ -101,9 +101,8 @@ def _tiny() -> JOOCIConfig:
 
 def _small() -> JOOCIConfig:
     # A log-mel frontend, not the CNN: in the CPU demo's few hundred steps a raw-audio CNN stays
-    # near its random start and hides most speaker information from both encoders (a linear
-    # speaker probe on utterance means: log-mel 87.5 %, the demo's trained 128-channel CNN 36.8 %;
-    # docs/method.md T25). Unnormalised: a per-frame LayerNorm would drop loudness, a style cue.
+    # near its random start and hides most speaker information from both encoders.
+    # Unnormalised: a per-frame LayerNorm would drop loudness, a style cue.
     # `model.frontend.kind=cnn` (+ the two input_dims) restores the paper's CNN.
     return JOOCIConfig(
         frontend=FrontendConfig(kind="mel", n_mels=80, output_norm=False),
@@ -245,7 +244,7 @@ def with_untrained_other(model: JOOCI, seed: int) -> JOOCI:
 
     A control for evaluations: frontend and Content are untouched (Content never reads the Other
     encoder), so the difference from the trained model is what training taught the Other
-    encoder, apart from the features a second encoder adds by being there (docs/method.md T29).
+    encoder, apart from the features a second encoder adds by being there.
     The caller's random stream is not consumed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

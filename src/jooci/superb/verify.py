@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jooci.audio import load_audio
+from jooci.audio import SAMPLE_RATE, load_audio
 from jooci.data.corpora import Trial, read_trials
 from jooci.data.manifest import Utterance, read_manifest
 from jooci.superb.data import DataFolder, TaskDataError, check_trials, task_splits
@@ -96,7 +96,7 @@ def teacher_targets(folder: str | os.PathLike, data: str | os.PathLike, *, temp:
 
     Returns {"entropy": mean nats, "uniform": ln(number of prototypes), "top_prob": mean largest
     probability, "num_utterances"}. An entropy near ``uniform`` leaves the distillation little to
-    carry over (session 6: the demo's RDINO teacher 7.0 of 8.3 nats, a label-trained one 0.06).
+    carry over.
 
     Raises:
         TaskDataError: ``data`` has no SID splits.
@@ -113,7 +113,7 @@ def teacher_targets(folder: str | os.PathLike, data: str | os.PathLike, *, temp:
     center = (center if center is not None else torch.zeros(k)).to(device)
     entropy, top = [], []
     for u in utts:
-        wav = torch.from_numpy(load_audio(u.path))[None, :int(seconds * 16000)]
+        wav = torch.from_numpy(load_audio(u.path))[None, :int(seconds * SAMPLE_RATE)]
         with torch.no_grad():
             logits = model(wav.to(device), torch.tensor([wav.shape[1]], device=device)).head.logits
         p = torch.softmax((logits.float() - center) / temp, dim=-1)
@@ -165,7 +165,7 @@ def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float
     i = 0
     while i < len(order):
         group = [order[i]]
-        while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * 16000:
+        while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * SAMPLE_RATE:
             group.append(order[i + len(group)])
         wavs = [torch.from_numpy(load_audio(u.path)) for u in group]
         width = max(w.shape[0] for w in wavs)

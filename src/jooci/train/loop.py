@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from jooci.audio import SAMPLE_RATE
 from jooci.configio import flatten_dotted, to_dict
 from jooci.data.dataset import Batch, make_loader
 from jooci.data.manifest import Utterance, read_manifest, write_manifest
@@ -118,8 +119,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         label_names, labels = _load_labels(cfg, inputs.labels, utts)
     d = cfg.data
     loader, sampler = make_loader(
-        utts, max_seconds=cfg.schedule.batch_seconds(phase, d), min_samples=int(d.min_seconds * 16000),
-        max_samples=int(d.crop_seconds * 16000), labels=labels, label_rate=50 if labels else None,
+        utts, max_seconds=cfg.schedule.batch_seconds(phase, d), min_samples=int(d.min_seconds * SAMPLE_RATE),
+        max_samples=int(d.crop_seconds * SAMPLE_RATE), labels=labels, label_rate=50 if labels else None,
         num_workers=d.num_workers, seed=cfg.run.seed, rank=dist.rank, world_size=dist.world_size)
 
     # --- models ---------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         loss_sum, metrics_sum = 0.0, {}
         for micro in range(cfg.optim.accumulation):
             batch = next(batches).to(device)
-            audio_seconds += float(batch.lengths.sum()) / 16000 * dist.world_size
+            audio_seconds += float(batch.lengths.sum()) / SAMPLE_RATE * dist.world_size
             sync = micro == cfg.optim.accumulation - 1
             with _no_sync(module, sync), autocast:
                 out = module(batch, ctx)
