@@ -1,24 +1,27 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# Each bootstraps .venv from nothing (torch pinned exactly) and then runs.
+# Each bootstraps .venv from nothing (torch pinned exactly by constraints.txt) and then runs.
 
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# The stamp changes whenever pyproject.toml does, so a changed dependency list re-installs.
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml 2>/dev/null | cut -d' ' -f1)
+# Where pip finds the pinned CPU build of torch (a local wheelhouse in pip's config is used too).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# The stamp changes whenever pyproject.toml or constraints.txt does, so a changed dependency list re-installs.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv test test-slow test-gpu demo clean
+.PHONY: venv test test-slow test-gpu test-wheel demo clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (jooci needs Python 3.11; set PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	# torch first, on its own, so pip takes the exact CPU build and never a CUDA one.
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,hf]"
+	# torch first, on its own, so pip takes the exact CPU build (constraints.txt) and never a CUDA one.
+	$(PY) -m pip install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) torch
+	# every extra, so make test and make demo exercise synth, plots, faiss and tensorboard
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev,hf]"
 	# s3prl only for its upstream interfaces (the Featurizer test); its own pins would replace torch.
 	$(PY) -m pip install --quiet --no-deps "s3prl==0.4.18"
 	@rm -f $(VENV)/.installed-*
@@ -35,8 +38,13 @@ test-slow: venv
 test-gpu: venv
 	$(PY) -m pytest -q -m gpu
 
+# Build the wheel, install it into a fresh venv (with constraints.txt) and run `jooci demo --help`
+# and the tiny preset's pipeline from it, outside the checkout (a few minutes; .ci/run runs it).
+test-wheel: venv
+	TORCH_INDEX=$(TORCH_INDEX) $(PY) -m pytest -q -m wheel -s tests/test_wheel.py
+
 demo: venv
 	$(VENV)/bin/jooci demo --out $(DEMO_OUT)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

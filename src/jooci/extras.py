@@ -24,8 +24,8 @@ from types import ModuleType
 # module imported -> (extra, PyPI package, what needs it)
 EXTRAS: dict[str, tuple[str, str, str]] = {
     "espeakng_loader": ("synth", "espeakng-loader", "JOOCI-synth"),
-    "matplotlib": ("plots", "matplotlib", "the plots"),
-    "faiss": ("faiss", "faiss-cpu", "k-means with --backend faiss"),
+    "matplotlib": ("plots", "matplotlib", "plotting"),
+    "faiss": ("faiss", "faiss-cpu", "faiss k-means"),
     "tensorboard": ("tensorboard", "tensorboard", "TensorBoard logging"),
 }
 
@@ -36,7 +36,7 @@ class MissingExtraError(ImportError):
 
 def missing_message(module: str) -> str:
     extra, package, what = EXTRAS[module]
-    return f"{what} needs the optional package {package}: pip install 'jooci[{extra}]'"
+    return f"{what} needs {package}, which is not installed: pip install 'jooci[{extra}]'"
 
 
 def require(module: str) -> ModuleType:
