@@ -177,6 +177,10 @@ class SpeakerModel(Pretrained, nn.Module):
         pad = padding_mask(n, states[0].shape[1])
         return FeatureOutput(list(states), [], list(states), n, pad, embedding)
 
+    def upstream_modules(self) -> dict[str, nn.Module]:
+        """The parts kept for feature extraction (the DINO head is training-only)."""
+        return {"frontend": self.frontend, "encoder": self.encoder}
+
     def save_pretrained(self, directory: str | os.PathLike, center: Tensor | None = None):  # type: ignore[override]
         """Write the teacher folder; ``center``: the DINO centre to store beside the weights."""
         aux = None if center is None else {"center": center.detach().reshape(-1)}
