@@ -31,7 +31,7 @@ MODEL_TYPES: dict[str, type[Pretrained]] = {
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     """Write ``model`` (a JOOCI, HuBERTBaseline or SpeakerModel) into ``directory``; returns the folder."""
-    if not isinstance(model, Pretrained) or MODEL_TYPES.get(model.model_type) is not type(model):
+    if not isinstance(model, Pretrained) or model.model_type not in MODEL_TYPES:
         raise TypeError(f"cannot save a {type(model).__name__}: not a jooci model")
     return model.save_pretrained(directory)
 
