@@ -147,3 +147,14 @@ def test_the_library_parses_no_command_line():
             if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
                 offenders.append(f"{path.relative_to(root)}: sys.exit")
     assert offenders == []
+
+
+def test_ctrl_c_is_a_line_and_status_130(monkeypatch, capsys):
+    import jooci.cli.report as R
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(R, "run", interrupted)
+    assert main(["report", "x", "--out", "y"]) == 130
+    assert capsys.readouterr().err.strip() == "jooci report: interrupted"

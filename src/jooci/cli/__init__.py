@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from jooci import __version__
 from jooci.cli import demo, evaluate, extract, prepare, pretrain, report, synth, targets, verify
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     module, _ = COMMANDS[args.command]
-    return module.run(args)
+    try:
+        return module.run(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback
+        print(f"\njooci {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]
