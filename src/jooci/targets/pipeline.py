@@ -180,6 +180,7 @@ def _fit(out: Path, feat_dir: Path, cfg: TargetsConfig, source: FeatureSource, c
         with atomic_path(centroids_file(out, k)) as tmp, open(tmp, "wb") as fh:
             np.save(fh, res.centroids, allow_pickle=False)
         info["sets"][str(k)] = {"inertia": round(res.inertia, 6), "fit_seconds": round(res.seconds, 3)}
+        info["backend"] = res.backend  # the one that ran: "faiss" falls back to "sklearn" without faiss-cpu
         log.info("k-means K=%d on %d frames: inertia %.4g in %.1f s", k, len(sample.features), res.inertia, res.seconds)
     _write_json(out / "kmeans.json", info)
 
