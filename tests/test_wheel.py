@@ -1,6 +1,7 @@
 """The wheel as a pip user gets it: built from the checkout, installed into a fresh venv with
 constraints.txt (the exact CPU torch), and run from a folder outside the checkout: help, the
-tiny preset's pipeline, the shipped configs, and the one-line messages for missing extras.
+tiny preset's pipeline, the shipped configs, the one-line messages and fallbacks for missing
+extras, and (with the plots extra added) the demo at toy scale.
 
 It takes minutes (installing torch into the venv dominates), so it is behind the ``wheel`` marker:
 ``make test-wheel`` runs it, and .ci/run runs that after ``make test``.
@@ -86,4 +87,12 @@ def test_the_wheel_runs_the_tiny_pipeline_outside_the_checkout(tmp_path):
                      "out = m.extract_features(torch.zeros(1, 16000))\n"
                      "print(len(out.hidden_states))"], work, env)
     assert int(features.stdout.strip()) > 1
+
+    # 4. with the plots extra added, the demo runs from the installed package (toy scale)
+    _run([py, "-m", "pip", "install", "-q", "-c", ROOT / "constraints.txt", *index, f"jooci[plots] @ {wheel.as_uri()}"],
+         tmp_path, env, timings, "pip install the plots extra")
+    _run([jooci, "demo", "--out", "demo", "--preset", "tiny", "--minutes", "2", "--speakers", "8", *STEPS],
+         work, env, timings, "jooci demo --preset tiny (toy steps)")
+    report = (work / "demo" / "report" / "report.md").read_text()
+    assert report.startswith("# jooci demo") and (work / "demo" / "report" / "training_curves.png").is_file()
     print("\nwheel test timings (s):", json.dumps(timings))
