@@ -153,9 +153,9 @@ def main() -> None:
             continue
         try:
             module = build().to(dev).train()
-            if isinstance(module._frozen[0], nn.Module):
-                module._frozen[0].to(dev).train(name == "teacher")
-                module._frozen[1].center = module._frozen[1].center.to(dev)
+            if module.teacher is not None:
+                module.teacher.to(dev).train(name == "teacher")
+                module.center.center = module.center.center.to(dev)
             counter = iter(range(10**6))
             bench_train(name, module, lambda m=module: m(batch, ctx(next(counter))).loss)
             del module

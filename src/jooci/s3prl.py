@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from jooci.features import CNN_STRIDE
+from jooci.padding import pad_waveforms
 
 TASK_KEYS = ("PR", "ASR", "SID", "ASV", "ER", "KS", "IC", "SF", "SD", "QbE")
 
@@ -60,11 +61,7 @@ class JOOCIUpstream(nn.Module):
         and every task key}."""
         if not wavs:
             raise ValueError("wavs is empty")
-        device = wavs[0].device
-        lengths = torch.tensor([len(w) for w in wavs], device=device)
-        batch = torch.zeros(len(wavs), int(lengths.max()), device=device, dtype=wavs[0].dtype)
-        for i, w in enumerate(wavs):
-            batch[i, : len(w)] = w
+        batch, lengths = pad_waveforms(wavs, device=wavs[0].device)
         out = self.model.extract_features(batch, lengths)
         states = list(out.hidden_states)
         result: dict[str, object] = {

@@ -6,10 +6,9 @@
   the Other encoder, which pushes linguistic content out of the Other stream. lambda follows the
   DANN ramp so the adversary can first learn something worth fooling. The adversary's accuracy is
   the number to watch: it should fall towards chance as training goes on. Maximising a
-  cross-entropy has no bound, though: measured at demo scale (benchmarks/demo.md, session 6), the
-  encoder drives the decoder past chance into being confidently *wrong* (CE 6-8 nats against
-  ln 100 = 4.6, accuracy 0), which still leaves content in the states and, over a few hundred
-  steps, wrecks the Other embedding.
+  cross-entropy has no bound, though: the encoder can drive the decoder past chance into being
+  confidently *wrong* (cross-entropy above ln K, accuracy near 0), which still leaves content in
+  the states (experiments/adversary-objective/).
 * Content confusion (``losses.adversary: confusion``): the same decoder learns the same CE on the
   Other states with no gradient into them; the encoder instead lowers :func:`confusion_loss`, the
   cross-entropy of the decoder's prediction (weights held fixed) against the uniform distribution.

@@ -36,6 +36,7 @@ from torch import Tensor
 from jooci.audio import SAMPLE_RATE, load_audio
 from jooci.data.corpora import Trial, read_trials
 from jooci.data.manifest import Utterance, read_manifest
+from jooci.padding import pad_waveforms
 from jooci.superb.data import DataFolder, TaskDataError, check_trials, task_splits
 from jooci.superb.metrics import P_TARGETS, eer, min_dcf
 from jooci.superb.tasks.asv import score_trials
@@ -167,12 +168,7 @@ def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float
         group = [order[i]]
         while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * SAMPLE_RATE:
             group.append(order[i + len(group)])
-        wavs = [torch.from_numpy(load_audio(u.path)) for u in group]
-        width = max(w.shape[0] for w in wavs)
-        batch = torch.zeros(len(wavs), width)
-        for j, w in enumerate(wavs):
-            batch[j, : w.shape[0]] = w
-        lengths = torch.tensor([w.shape[0] for w in wavs])
+        batch, lengths = pad_waveforms([load_audio(u.path) for u in group])
         emb = embed(batch, lengths).float().cpu()
         out.update({u.id: emb[j] for j, u in enumerate(group)})
         i += len(group)

@@ -91,7 +91,7 @@ class ScheduleConfig:
     # losses cannot reach Content through the stop-gradient.)
     freeze_content_phase1: bool = True
     # The shared CNN is neither encoder; whether phase 1 trains it (with the Other losses, at the
-    # frontend's grad_mult) is left open by the paper. See docs/method.md T3/T24.
+    # frontend's grad_mult) is left open by the paper (docs/method.md T3).
     freeze_frontend_phase1: bool = True
     scale: float = 1.0  # multiplies every phase's steps and warm-up (base.yaml with scale=0.1 runs a tenth of the paper's schedule)
 

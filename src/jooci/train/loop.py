@@ -72,6 +72,16 @@ class PhaseModule(nn.Module):
         self.joint_phase1 = joint_phase1  # Content not frozen in phase 1: it keeps its masked prediction
         self._frozen = (teacher, center)  # a tuple attribute: not registered as a submodule
 
+    @property
+    def teacher(self) -> SpeakerModel | None:
+        """The frozen speaker teacher (not a submodule: outside DDP and the optimiser)."""
+        return self._frozen[0]
+
+    @property
+    def center(self) -> DINOCenter | None:
+        """The teacher's DINO centre (None outside the teacher and JOOCI phases)."""
+        return self._frozen[1]
+
     def forward(self, batch: Batch, ctx: S.StepContext) -> S.StepOutput:
         teacher, center = self._frozen
         if self.phase == "content":
