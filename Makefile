@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# Where pip finds the pinned CPU build of torch (a local wheelhouse in pip's config is used too).
+# Where pip finds the pinned CPU build of torch when pip's own configuration has no wheelhouse holding it.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # The stamp changes whenever pyproject.toml or constraints.txt does, so a changed dependency list re-installs.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	# torch first, on its own, so pip takes the exact CPU build (constraints.txt) and never a CUDA one.
-	$(PY) -m pip install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) torch
+	# A wheelhouse in pip's own config is tried first; PyPI has no +cpu build, so otherwise pip says so at
+	# once and the CPU index (TORCH_INDEX) is asked.
+	$(PY) -m pip install --quiet -c constraints.txt torch 2>/dev/null \
+	  || $(PY) -m pip install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) torch
 	# every extra, so make test and make demo exercise synth, plots, faiss and tensorboard
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev,hf]"
 	# s3prl only for its upstream interfaces (the Featurizer test); its own pins would replace torch.
