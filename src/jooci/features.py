@@ -35,7 +35,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-SAMPLE_RATE = 16000
+from jooci.audio import SAMPLE_RATE
 WINDOW = 400
 """Analysis window in samples (25 ms): the CNN's receptive field."""
 CNN_STRIDE = 320

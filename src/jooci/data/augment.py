@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from jooci.audio import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -23,7 +25,7 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (5.0, 20.0)
     reverb_prob: float = 0.4
     rt60: tuple[float, float] = (0.2, 0.8)  # seconds
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
 
 def causal_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from jooci.audio import AudioError, audio_info
+from jooci.audio import SAMPLE_RATE, AudioError, audio_info
 
 MAX_LISTED = 10
 """How many problems a :class:`ManifestError` spells out before summarising."""
@@ -49,7 +49,7 @@ class Utterance:
     id: str
     path: str
     num_samples: int
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     speaker: str | None = None
     style: str | None = None  # speaking style or emotion label (the ER target)
     text: str | None = None

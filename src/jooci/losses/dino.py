@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jooci.audio import SAMPLE_RATE
+
 # ---------------------------------------------------------------------------------------------
 # Multi-crop views
 
@@ -37,7 +39,7 @@ class MultiCropConfig:
     global_seconds: tuple[float, float] = (2.0, 3.0)
     n_local: int = 4
     local_seconds: tuple[float, float] = (1.0, 1.0)
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
     def validate(self) -> None:
         if self.n_global < 1:

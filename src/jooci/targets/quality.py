@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from jooci.audio import SAMPLE_RATE
 from jooci.data.manifest import Utterance
 from jooci.features import WINDOW, hop_length
 
@@ -44,7 +45,7 @@ def frame_phones(utt: Utterance, n_frames: int, label_rate: int = 50) -> list[st
     """The phone under each frame's centre (None where the alignment has a gap)."""
     if not utt.alignment:
         raise ValueError(f"{utt.id}: no phone alignment")
-    scale = utt.sample_rate / 16000  # alignments count samples of the file as stored
+    scale = utt.sample_rate / SAMPLE_RATE  # alignments count samples of the file as stored
     starts = np.array([s for _, s, _ in utt.alignment], dtype=np.float64)
     ends = np.array([e for _, _, e in utt.alignment], dtype=np.float64)
     centres = (np.arange(n_frames) * hop_length(label_rate) + WINDOW / 2) * scale

@@ -40,6 +40,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from jooci.audio import SAMPLE_RATE
 from jooci.data.corpora import write_trials
 from jooci.data.manifest import Utterance, write_manifest
 from jooci.data.synth import grammar
@@ -48,7 +49,6 @@ from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: the held-out dev speakers (heldout_dev.jsonl, trials_dev.txt)
-SAMPLE_RATE = 16000
 SHARD_SIZE = 40  # utterances per shard: one fresh process each, so small enough to balance load
 SILENCE = "sil"
 SPLITS = ("pretrain", "train", "dev", "test", "heldout_dev")
