@@ -57,8 +57,7 @@ def disjoint_manifests(corpus: Path, others: list[Path]) -> tuple[list[str], dic
 
 def main(argv: list[str] | None = None) -> int:
     from jooci.data.synth import SynthConfig, synthesize
-    from jooci.models.speaker import untrained_speaker_folder
-    from jooci.superb.verify import sid_probe, teacher_targets, verify
+    from jooci.superb.verify import sid_probe, teacher_targets, untrained_speaker_folder, verify
     from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, pretraining_manifest, train_phase
