@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 from torch import Tensor, nn
 
 from jooci.features import CNN_STRIDE

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from jooci.cli.errors import reports_errors
@@ -102,37 +101,11 @@ def _make(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    from jooci.data.manifest import read_manifest
-    from jooci.targets.labels import read_labels
-    from jooci.targets.pipeline import PROVENANCE
-    from jooci.targets.quality import label_quality, quality_table, random_labels
+    from jooci.targets.quality import quality_of_label_folder
 
     if args.labels is None:
         raise ValueError("--quality needs --labels DIR")
-    utts = read_manifest(args.manifest, check_durations=False)
-    prov_path = args.labels / PROVENANCE
-    if prov_path.exists():
-        prov = json.loads(prov_path.read_text())
-        ks = sorted(int(k) for k in prov["label_sets"])
-        rate = int(prov["label_rate"])
-    else:
-        ks = sorted(int(p.stem[1:]) for p in args.labels.glob("k*.km") if p.stem[1:].isdigit())
-        rate = 50
-    if not ks:
-        raise FileNotFoundError(f"{args.labels}: no label files (k<K>.km)")
-    if not any(u.alignment for u in utts):
-        raise ValueError(f"{args.manifest}: no utterance has a phone alignment; quality needs them")
-    rows, rnd = [], []
-    for k in ks:
-        labels = read_labels(args.labels / f"k{k}.km", utts, rate, num_classes=k)
-        rows.append(label_quality(utts, labels, k, rate))
-        rnd.append(label_quality(utts, random_labels(labels, k, seed=0), k, rate))
-    table = quality_table(rows, rnd)
+    _, table = quality_of_label_folder(args.manifest, args.labels)
     print(table)
-    out = {"manifest": str(args.manifest), "label_rate": rate,
-           "label_sets": {str(q.k): q.to_dict() for q in rows},
-           "random_labels": {str(q.k): q.to_dict() for q in rnd}}
-    (args.labels / "quality.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    (args.labels / "quality.md").write_text(table + "\n", encoding="utf-8")
     print(f"written: {args.labels / 'quality.json'}, {args.labels / 'quality.md'}")
     return 0

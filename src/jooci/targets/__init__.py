@@ -15,7 +15,7 @@ _EXPORTS = {
     "validate_labels": "labels",
     "TargetsConfig": "pipeline", "load_targets": "pipeline", "make_targets": "pipeline",
     "manifest_fingerprint": "pipeline",
-    "LabelQuality": "quality", "label_quality": "quality", "quality_table": "quality", "random_labels": "quality",
+    "LabelQuality": "quality", "quality_of_label_folder": "quality", "label_quality": "quality", "quality_table": "quality", "random_labels": "quality",
     "FeatureSource": "sources", "FeatureSourceError": "sources", "mfcc_source": "sources", "model_source": "sources",
 }
 

@@ -13,14 +13,18 @@ Silence counts as a phone ("sil"), as in fairseq's measure. Frame ``i`` at 50 Hz
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from jooci.audio import SAMPLE_RATE
 from jooci.data.manifest import Utterance
 from jooci.features import WINDOW, hop_length
+from jooci.fileio import atomic_write_text
 
 
 @dataclass
@@ -130,5 +134,44 @@ def quality_table(rows: Sequence[LabelQuality], random_rows: Sequence[LabelQuali
     return "\n".join(head + lines)
 
 
-__all__ = ["LabelQuality", "frame_phones", "joint_counts", "label_quality", "quality_from_counts",
+def quality_of_label_folder(manifest: str | os.PathLike, labels_dir: str | os.PathLike) -> tuple[dict, str]:
+    """Purity and PNMI of every label set in a ``jooci targets`` folder against the manifest's
+    phone alignments, beside random labels with the same cluster sizes.
+
+    Writes ``quality.json`` and ``quality.md`` into ``labels_dir`` and returns (that document, the
+    table). Raises FileNotFoundError without label files, ValueError without alignments.
+    """
+    from jooci.data.manifest import read_manifest
+    from jooci.targets.labels import read_labels
+    from jooci.targets.pipeline import PROVENANCE
+
+    labels_dir = Path(labels_dir)
+    utts = read_manifest(manifest, check_durations=False)
+    prov_path = labels_dir / PROVENANCE
+    if prov_path.exists():
+        prov = json.loads(prov_path.read_text())
+        ks = sorted(int(k) for k in prov["label_sets"])
+        rate = int(prov["label_rate"])
+    else:
+        ks = sorted(int(p.stem[1:]) for p in labels_dir.glob("k*.km") if p.stem[1:].isdigit())
+        rate = 50
+    if not ks:
+        raise FileNotFoundError(f"{labels_dir}: no label files (k<K>.km)")
+    if not any(u.alignment for u in utts):
+        raise ValueError(f"{manifest}: no utterance has a phone alignment; quality needs them")
+    rows, rnd = [], []
+    for k in ks:
+        labels = read_labels(labels_dir / f"k{k}.km", utts, rate, num_classes=k)
+        rows.append(label_quality(utts, labels, k, rate))
+        rnd.append(label_quality(utts, random_labels(labels, k, seed=0), k, rate))
+    table = quality_table(rows, rnd)
+    doc = {"manifest": str(manifest), "label_rate": rate,
+           "label_sets": {str(q.k): q.to_dict() for q in rows},
+           "random_labels": {str(q.k): q.to_dict() for q in rnd}}
+    atomic_write_text(labels_dir / "quality.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(labels_dir / "quality.md", table + "\n")
+    return doc, table
+
+
+__all__ = ["LabelQuality", "quality_of_label_folder", "frame_phones", "joint_counts", "label_quality", "quality_from_counts",
            "quality_table", "random_labels"]
