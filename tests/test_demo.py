@@ -173,7 +173,7 @@ def test_speaker_check_scores_only_new_sources(tmp_path, monkeypatch):
     (tmp_path / "j" / "model.safetensors").write_bytes(b"new weights")
     speaker_check(path, tmp_path, tmp_path / "t", {"jooci": tmp_path / "j"}, "cpu")
     assert calls[4:] == ["jooci Other embedding"] and len(probes) == 9
-    assert not (tmp_path / "verify.json.tmp").exists()
+    assert not list(tmp_path.glob(".verify.json.*")) and not list(tmp_path.glob("*.tmp"))  # no temporary file left
 
 
 def test_speaker_check_scores_the_untrained_reference_like_the_teacher(tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from jooci.fileio import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -107,11 +109,8 @@ def load_yaml(cls: type[T], path: str | os.PathLike, overrides: list[str] | None
 def save_yaml(cfg: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written to a temporary name, then renamed: other ranks check this file before reusing a run.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    # Written atomically: other ranks check this file before reusing a run.
+    return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def _join(where: str, key: str) -> str:

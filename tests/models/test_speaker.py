@@ -1,23 +1,12 @@
-"""The speaker model (the RDINO teacher): its own front-end, and an untrained reference of a
-teacher's architecture. Its folder format is tested in test_hub.py, its upstream contract in
-tests/test_upstreams.py."""
-
-import json
+"""The speaker model (the RDINO teacher): its own front-end. Its folder format is tested in
+test_hub.py, its upstream contract in tests/test_upstreams.py, the untrained reference of a
+teacher's architecture in tests/superb/test_verify.py."""
 
 import pytest
 import torch
 
 from jooci.features import log_mel
-from jooci.models.speaker import (
-    SpeakerModel, load_speaker_folder, save_speaker_folder, speaker_config, untrained_speaker_folder)
-
-
-def _teacher(tmp_path, seed=7):
-    torch.manual_seed(seed)
-    model = SpeakerModel(speaker_config("tiny"))
-    center = torch.randn(model.cfg.head.out_dim)
-    save_speaker_folder(model, tmp_path / "teacher", center)
-    return model, center
+from jooci.models.speaker import SpeakerModel, speaker_config
 
 
 def test_waveforms_go_through_the_models_own_log_mel_with_its_n_mels():
@@ -34,37 +23,3 @@ def test_waveforms_go_through_the_models_own_log_mel_with_its_n_mels():
     assert model.frontend.output_lengths(lens).tolist() == frames.tolist()
     with pytest.raises(ValueError, match="forward_features"):
         model(mel, frames)  # log-mel frames given where waveforms go
-
-
-def test_untrained_reference_has_the_teachers_architecture_and_is_seeded(tmp_path):
-    model, _ = _teacher(tmp_path)
-    state = torch.random.get_rng_state()
-    out = untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u0", seed=0)
-    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
-    ref, center = load_speaker_folder(out)
-    assert ref.cfg == model.cfg and center is None
-    # not the teacher's weights: a fresh initialisation, the same for the same seed, another for another
-    w = next(k for k in ref.state_dict() if k.endswith("weight") and ref.state_dict()[k].dim() > 1)
-    assert not torch.equal(ref.state_dict()[w], model.state_dict()[w])
-    again = load_speaker_folder(untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u0b", seed=0))[0]
-    other = load_speaker_folder(untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u1", seed=1))[0]
-    assert torch.equal(again.state_dict()[w], ref.state_dict()[w])
-    assert not torch.equal(other.state_dict()[w], ref.state_dict()[w])
-
-
-def test_untrained_reference_is_kept_and_rebuilt_when_asked_for_another_seed(tmp_path):
-    _teacher(tmp_path)
-    out = untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=0)
-    stamp = (out / "model.safetensors").stat().st_mtime_ns
-    untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=0)
-    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
-    untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=3)
-    assert json.loads((out / "untrained.json").read_text())["seed"] == 3
-    assert not (tmp_path / "u.tmp").exists()
-
-
-def test_untrained_reference_refuses_a_folder_that_holds_no_teacher(tmp_path):
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "jooci", "format_version": 1, "config": {}}))
-    with pytest.raises(ValueError, match="not a speaker"):
-        untrained_speaker_folder(tmp_path / "m", tmp_path / "u")

@@ -11,9 +11,9 @@ import torch
 from jooci.cli import main
 from jooci.data.manifest import read_manifest
 from jooci.losses.dino import DINOCenter
-from jooci.models.speaker import SpeakerModel, speaker_config
+from jooci.models.speaker import SpeakerModel, load_speaker_folder, save_speaker_folder, speaker_config
 from jooci.superb.data import TaskDataError
-from jooci.superb.verify import embed_utterances, fbank_embedder, model_embedder, verify
+from jooci.superb.verify import embed_utterances, fbank_embedder, model_embedder, untrained_speaker_folder, verify
 from jooci.train.loop import _save_final
 
 
@@ -176,3 +176,45 @@ def test_cli_untrained_refuses_folders_without_a_reference_in_words(corpus, tmp_
     (broken / "config.json").write_text(json.dumps({"model_type": "speaker", "format_version": 1}))  # no "config"
     assert main(["verify", "--model", str(broken), "--data", str(corpus), "--untrained"]) == 2
     assert f"{broken / 'config.json'}: missing 'config'" in capsys.readouterr().err
+
+
+def _teacher(tmp_path, seed=7):
+    torch.manual_seed(seed)
+    model = SpeakerModel(speaker_config("tiny"))
+    center = torch.randn(model.cfg.head.out_dim)
+    save_speaker_folder(model, tmp_path / "teacher", center)
+    return model, center
+
+
+def test_untrained_reference_has_the_teachers_architecture_and_is_seeded(tmp_path):
+    model, _ = _teacher(tmp_path)
+    state = torch.random.get_rng_state()
+    out = untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u0", seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
+    ref, center = load_speaker_folder(out)
+    assert ref.cfg == model.cfg and center is None
+    # not the teacher's weights: a fresh initialisation, the same for the same seed, another for another
+    w = next(k for k in ref.state_dict() if k.endswith("weight") and ref.state_dict()[k].dim() > 1)
+    assert not torch.equal(ref.state_dict()[w], model.state_dict()[w])
+    again = load_speaker_folder(untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u0b", seed=0))[0]
+    other = load_speaker_folder(untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u1", seed=1))[0]
+    assert torch.equal(again.state_dict()[w], ref.state_dict()[w])
+    assert not torch.equal(other.state_dict()[w], ref.state_dict()[w])
+
+
+def test_untrained_reference_is_kept_and_rebuilt_when_asked_for_another_seed(tmp_path):
+    _teacher(tmp_path)
+    out = untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=0)
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=0)
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    untrained_speaker_folder(tmp_path / "teacher", tmp_path / "u", seed=3)
+    assert json.loads((out / "untrained.json").read_text())["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher", "u"]  # no temporary folder left
+
+
+def test_untrained_reference_refuses_a_folder_that_holds_no_teacher(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "jooci", "format_version": 1, "config": {}}))
+    with pytest.raises(ValueError, match="not a speaker"):
+        untrained_speaker_folder(tmp_path / "m", tmp_path / "u")

@@ -1,6 +1,8 @@
-"""Checkpoints: safetensors weights, weights_only state, atomic write, pruning, exact RNG restore."""
+"""Checkpoints: safetensors weights, weights_only state, atomic write, pruning, exact RNG restore, a
+damaged file named in one line."""
 
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -43,6 +45,7 @@ def test_keeps_last_k_and_ignores_unfinished(tmp_path):
     for step in (1, 2, 3, 4):
         save_checkpoint(tmp_path, step, {"m": m}, {}, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000003", "step_00000004"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000003", "step_00000004"]
     (tmp_path / "checkpoints" / "step_00000009.tmp").mkdir()  # a crash mid-write
     assert latest_checkpoint(tmp_path).name == "step_00000004"
     assert latest_checkpoint(tmp_path / "nothing") is None
@@ -64,3 +67,60 @@ def test_errors(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="without dots"):
         save_checkpoint(tmp_path, 1, {"a.b": _model()}, {})
+
+
+def _damaged(tmp_path, name: str, data: bytes | None):
+    """A finished checkpoint with ``name`` replaced by ``data`` (or its first half when None)."""
+    path = save_checkpoint(tmp_path, 3, {"model": _model()}, {"step": 3, "sampler": {"epoch": 0}})
+    f = path / name
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2] if data is None else data)
+    return path
+
+
+@pytest.mark.parametrize("name,data,problem", [
+    ("weights.safetensors", None, "unreadable"),  # truncated
+    ("weights.safetensors", b"not a safetensors file", "unreadable"),
+    ("state.pt", None, "unreadable"),
+    ("state.pt", b"garbage, not a zip archive", "unreadable"),
+    ("meta.json", b'{"format_version": 1, "st', "unreadable"),
+    ("meta.json", b'{"format_version": 1, "step": 3}', "no list of module names"),
+    ("meta.json", b'{"format_version": 1, "step": 3, "modules": ["teacher"]}', "module 'model'"),
+])
+def test_a_damaged_checkpoint_names_the_file_and_the_problem(tmp_path, name, data, problem):
+    path = _damaged(tmp_path, name, data)
+    with pytest.raises(TrainStateError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert problem in message and "\n" not in message and "weights_only=False" not in message
+    assert message.startswith(str(path / ("weights.safetensors" if "module 'model'" in problem else name)))
+
+
+def test_resume_from_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, capsys):
+    """``jooci pretrain --resume`` on a truncated checkpoint: one error line, no traceback."""
+    import numpy as np
+    import soundfile as sf
+
+    from jooci.cli import main
+    from jooci.data.manifest import Utterance, write_manifest
+
+    rng = np.random.default_rng(0)
+    utts = []
+    for i in range(4):
+        wav = tmp_path / f"u{i}.wav"
+        sf.write(wav, (0.1 * rng.standard_normal(24000)).astype(np.float32), 16000)
+        utts.append(Utterance(id=f"u{i}", path=str(wav), num_samples=24000, speaker=f"s{i % 2}"))
+    write_manifest(utts, tmp_path / "m.jsonl")
+    run = tmp_path / "run"
+    weights = _damaged(run, "weights.safetensors", None) / "weights.safetensors"
+    status = main(["pretrain", "--config", "tiny", "--phase", "teacher", "--out", str(run),
+                   "--manifest", str(tmp_path / "m.jsonl"), "--resume", "run.device=cpu", "data.num_workers=0"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"jooci pretrain: error: {weights}: unreadable (")
+    # a readable checkpoint without what the phase resumes from: named too, not a KeyError traceback
+    shutil.rmtree(run / "checkpoints")
+    ckpt = save_checkpoint(run, 3, {"other": _model()}, {"step": 3})
+    assert main(["pretrain", "--config", "tiny", "--phase", "teacher", "--out", str(run), "--manifest",
+                 str(tmp_path / "m.jsonl"), "--resume", "run.device=cpu", "data.num_workers=0"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jooci pretrain: error: {ckpt}: damaged or not this phase's checkpoint (no 'model' in it)\n"

@@ -81,6 +81,7 @@ from tqdm import tqdm
 
 from jooci.audio import AudioError, AudioInfo, audio_info
 from jooci.data.manifest import ManifestError, Utterance, write_manifest
+from jooci.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -497,10 +498,7 @@ def write_trials(trials: Iterable[Trial], path: str | os.PathLike) -> Path:
             raise ValueError(f"trial ids must be non-empty and without whitespace, got {a!r} {b!r}")
         lines.append(f"{label} {a} {b}\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "".join(lines))
 
 
 # ---------------------------------------------------------------------------------------------

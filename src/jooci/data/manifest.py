@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from jooci.audio import SAMPLE_RATE, AudioError, audio_info
+from jooci.fileio import atomic_path
 
 MAX_LISTED = 10
 """How many problems a :class:`ManifestError` spells out before summarising."""
@@ -141,8 +142,7 @@ def write_manifest(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = (Path(relative_to) if relative_to is not None else path.parent).resolve()
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for utt in utts:
             p = Path(utt.path).resolve()  # in memory, a relative path is relative to the CWD
             try:
@@ -151,7 +151,6 @@ def write_manifest(
                 pass  # outside the manifest's folder: stored absolute
             rec = Utterance(**{**asdict(utt), "path": str(p)})
             f.write(rec.to_json() + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -297,11 +296,9 @@ def write_label_file(labels: Iterable[Sequence[int]], path: str | os.PathLike) -
     """Write one line of space-separated integers per utterance (fairseq's ``.km`` format)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in labels:
             f.write(" ".join(str(int(x)) for x in row) + "\n")
-    os.replace(tmp, path)
     return path
 
 

@@ -4,11 +4,10 @@ encoder untrained) and the speaker check (each model's own embedding on the ASV 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from jooci.demo.common import UNTRAINED
+from jooci.fileio import atomic_dir, atomic_write_text
 
 
 def untrained_other_twin(final: Path, out: Path, seed: int) -> Path:
@@ -20,13 +19,9 @@ def untrained_other_twin(final: Path, out: Path, seed: int) -> Path:
     if (out / "model.safetensors").is_file() and (out / "untrained-other.json").is_file() \
             and json.loads((out / "untrained-other.json").read_text()) == mark:
         return out
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    untrained_reference(str(final), tmp, seed)
-    (tmp / "untrained-other.json").write_text(json.dumps(mark, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        untrained_reference(str(final), tmp, seed)
+        (tmp / "untrained-other.json").write_text(json.dumps(mark, indent=1))
     return out
 
 
@@ -42,7 +37,7 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     run's rows). Rows of sources this run does not ask for stay in the file. The teacher's row
     also holds what phases 1-2 distil from it (``teacher_targets``: its DINO distribution's entropy
     at ``teacher_temp``). ``untrained``: a teacher folder of the teacher's architecture, untrained
-    (``jooci.models.speaker.untrained_speaker_folder``): how much the teacher's training gave it."""
+    (``jooci.superb.verify.untrained_speaker_folder``): how much the teacher's training gave it."""
     from jooci.superb.verify import sid_probe, teacher_targets, verify
 
     sources = {"log-mel mean + std (no learning)": "fbank", **({UNTRAINED: str(untrained)} if untrained else {}),
@@ -62,9 +57,7 @@ def speaker_check(path: Path, corpus: Path, teacher: Path, joocis: dict[str, Pat
     kept = rows + [r for name, r in done.items() if name not in sources]
     if kept != list(done.values()):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(kept, indent=1))
-        os.replace(tmp, path)  # an interrupted write never leaves a broken file for the next run
+        atomic_write_text(path, json.dumps(kept, indent=1))  # an interrupted write never leaves a broken file
     return rows
 
 

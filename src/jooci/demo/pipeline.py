@@ -164,7 +164,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     teacher_dir = teacher_folder(cfg, pre)
 
     def check_speakers() -> list[dict]:
-        from jooci.models.speaker import untrained_speaker_folder
+        from jooci.superb.verify import untrained_speaker_folder
 
         untrained = untrained_speaker_folder(teacher_dir, out / "eval" / "untrained-teacher", seed=cfg.run.seed)
         return speaker_check(out / "eval" / "verify.json", corpus, teacher_dir,

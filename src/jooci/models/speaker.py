@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
 from jooci.features import frame_lengths, log_mel
 from jooci.models._util import check_lengths, padding_mask
-from jooci.models.folder import Pretrained, read_config
+from jooci.models.folder import Pretrained
 from jooci.models.heads import DINOHead, DINOHeadConfig, DINOHeadOutput
 from jooci.models.outputs import FeatureOutput
 from jooci.models.res2net import (
@@ -222,42 +222,3 @@ def save_speaker_folder(model: SpeakerModel, folder: str | os.PathLike, center: 
     """Write ``model`` as a teacher folder (what :func:`load_speaker_folder` reads), with the DINO
     centre ``center`` if given (a teacher loaded without one distils against a zero centre)."""
     model.save_pretrained(folder, center)
-
-
-def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, seed: int = 0):
-    """An untrained teacher of ``like``'s architecture (a teacher folder), initialised from ``seed``
-    (not the teacher phase's own initialisation, which seeds each rank differently),
-    written to ``out`` (kept if it is already there with that architecture and seed). The
-    reference that says how much a teacher's training gave it: a randomly initialised network
-    already separates speakers by their spectra. Returns ``out`` as a Path.
-
-    Raises:
-        ValueError: ``like`` holds no speaker model.
-        jooci.models.folder.CheckpointError: ``like`` is no model folder.
-    """
-    import json
-    import shutil
-    from pathlib import Path
-
-    from jooci.fileio import atomic_write_json
-
-    like, out = Path(like), Path(out)
-    meta = read_config(like)
-    if meta["model_type"] != SpeakerModel.model_type:
-        raise ValueError(f"{like}: not a speaker (teacher) model folder (model_type {meta['model_type']!r})")
-    cfg = config_from_dict(SpeakerConfig, meta["config"])
-    mark = out / "untrained.json"
-    want = {"like": str(like), "seed": seed, "config": config_to_dict(cfg)}
-    if mark.is_file() and json.loads(mark.read_text()) == want and (out / "model.safetensors").is_file():
-        return out
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SpeakerModel(cfg).eval()
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    atomic_write_json(tmp / "untrained.json", want, indent=1)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out

@@ -16,7 +16,6 @@ crops are seeded per task.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from jooci.extras import available, missing_message
+from jooci.fileio import atomic_write_json
 from jooci.superb.cache import FeatureBank, extract_missing, load_upstream
 from jooci.superb.data import DataFolder, TaskDataError, TaskSplits, read_lexicon, task_splits
 from jooci.superb.featurizer import UpstreamInfo
@@ -307,9 +307,7 @@ def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: 
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, doc, indent=1)
 
 
 def summary_table(doc: dict[str, Any]) -> str:

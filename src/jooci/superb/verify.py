@@ -36,6 +36,7 @@ from torch import Tensor
 from jooci.audio import SAMPLE_RATE, load_audio
 from jooci.data.corpora import Trial, read_trials
 from jooci.data.manifest import Utterance, read_manifest
+from jooci.fileio import atomic_dir, atomic_write_json
 from jooci.padding import pad_waveforms
 from jooci.superb.data import DataFolder, TaskDataError, check_trials, task_splits
 from jooci.superb.metrics import P_TARGETS, eer, min_dcf
@@ -260,13 +261,45 @@ def linear_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict:
             "C": c}
 
 
+def untrained_speaker_folder(like: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> Path:
+    """An untrained teacher of ``like``'s architecture (a teacher folder), initialised from ``seed``
+    (not the teacher phase's own initialisation, which seeds each rank differently),
+    written to ``out`` (kept if it is already there with that architecture and seed). The
+    reference that says how much a teacher's training gave it: a randomly initialised network
+    already separates speakers by their spectra. Returns ``out`` as a Path.
+
+    Raises:
+        ValueError: ``like`` holds no speaker model.
+        jooci.models.folder.CheckpointError: ``like`` is no model folder.
+    """
+    from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
+    from jooci.models.folder import read_config
+    from jooci.models.speaker import SpeakerConfig, SpeakerModel
+
+    like, out = Path(like), Path(out)
+    meta = read_config(like)
+    if meta["model_type"] != SpeakerModel.model_type:
+        raise ValueError(f"{like}: not a speaker (teacher) model folder (model_type {meta['model_type']!r})")
+    cfg = config_from_dict(SpeakerConfig, meta["config"])
+    mark = out / "untrained.json"
+    want = {"like": str(like), "seed": seed, "config": config_to_dict(cfg)}
+    if mark.is_file() and json.loads(mark.read_text()) == want and (out / "model.safetensors").is_file():
+        return out
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SpeakerModel(cfg).eval()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        atomic_write_json(tmp / "untrained.json", want, indent=1)
+    return out
+
+
 def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> str:
     """An untrained counterpart of ``source`` (a folder ``embedder`` reads), written to ``out``: a
     teacher folder's architecture initialised from ``seed``, or a jooci model with its Other
     encoder so initialised (frontend and Content kept: the embedding is the Other encoder's)."""
     from jooci import hub
     from jooci.models.jooci import JOOCI, with_untrained_other
-    from jooci.models.speaker import untrained_speaker_folder
 
     meta_path = Path(source) / "config.json"
     if not meta_path.is_file():

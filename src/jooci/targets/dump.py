@@ -27,8 +27,6 @@ from jooci.targets.sources import FeatureSource
 
 log = logging.getLogger(__name__)
 
-_hash_lines = hash_lines  # the ids / manifest hash (pipeline.py)
-
 
 def shard_range(total: int, nshard: int, rank: int) -> tuple[int, int]:
     """``[start, end)`` of shard ``rank`` of ``nshard`` over ``total`` items (contiguous, sizes

@@ -9,8 +9,9 @@ A checkpoint is a folder ``RUN/checkpoints/step_XXXXXXXX/`` holding
   unpickled from a file a user was handed;
 - ``meta.json``: ``format_version``, step, and the names of the modules.
 
-It is written into ``step_XXXXXXXX.tmp`` and renamed, so a crash mid-write never leaves a
-checkpoint that looks finished; only the last ``keep`` are kept.
+It is written into a temporary folder beside it and renamed (:func:`jooci.fileio.atomic_dir`),
+so a crash mid-write never leaves a checkpoint that looks finished; only the last ``keep`` are
+kept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from jooci.fileio import atomic_dir
 
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -69,11 +72,7 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, modules: dict[str, to
         modules: name -> module (or state dict); saved to ``weights.safetensors``.
         state: optimizer state dicts, sampler state, counters... (weights_only-loadable values).
     """
-    root = Path(run_dir) / "checkpoints"
-    final = root / f"step_{step:08d}"
-    tmp = root / f"step_{step:08d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final = Path(run_dir) / "checkpoints" / f"step_{step:08d}"
     tensors = {}
     for name, m in modules.items():
         if "." in name or not name:
@@ -81,20 +80,18 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, modules: dict[str, to
         sd = m.state_dict() if isinstance(m, torch.nn.Module) else m
         for k, v in sd.items():
             tensors[f"{name}.{k}"] = v.detach().cpu().contiguous().clone()
-    save_file(tensors, str(tmp / "weights.safetensors"))
-    torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "step": step,
-                                               "modules": sorted(modules)}, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        save_file(tensors, str(tmp / "weights.safetensors"))
+        torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "step": step,
+                                                   "modules": sorted(modules)}, indent=1))
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Finished checkpoints of ``run_dir``, oldest first (unfinished ``.tmp`` folders ignored)."""
+    """Finished checkpoints of ``run_dir``, oldest first (unfinished temporary folders ignored)."""
     root = Path(run_dir) / "checkpoints"
     if not root.exists():
         return []
@@ -108,21 +105,55 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
                     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Read a checkpoint folder: (module name -> state dict, training state)."""
+    """Read a checkpoint folder: (module name -> state dict, training state).
+
+    Raises:
+        TrainStateError: not a checkpoint folder, another format version, or a damaged file
+            (truncated, not what its name says, a module missing from ``meta.json``); the message
+            names the file and the problem.
+    """
     path = Path(path)
+    meta_path = path / "meta.json"
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = json.loads(meta_path.read_text())
     except FileNotFoundError:
         raise TrainStateError(f"{path}: not a checkpoint folder (no meta.json)") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise TrainStateError(f"{path}: format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
-    flat = load_file(str(path / "weights.safetensors"), device=str(map_location))
-    modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in meta["modules"]}
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+        raise TrainStateError(f"{meta_path}: unreadable ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise TrainStateError(f"{path}: format_version {version} is not {FORMAT_VERSION}")
+    names = meta.get("modules")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TrainStateError(f"{meta_path}: damaged (no list of module names under 'modules')")
+    weights = path / "weights.safetensors"
+    try:
+        flat = load_file(str(weights), device=str(map_location))
+    except Exception as e:  # safetensors raises its own error type for a damaged file
+        raise TrainStateError(f"{weights}: unreadable ({type(e).__name__}: {e})") from None
+    modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
     for key, v in flat.items():
         name, _, rest = key.partition(".")
+        if name not in modules:
+            raise TrainStateError(f"{weights}: holds weights of module {name!r}, which meta.json does not name "
+                                  f"(it names {', '.join(names) or 'none'})")
         modules[name][rest] = v
-    state = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
+    state_path = path / "state.pt"
+    try:
+        state = torch.load(state_path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated zip, a pickle the safe loader refuses, a missing file
+        raise TrainStateError(f"{state_path}: unreadable ({type(e).__name__}: {_torch_load_reason(e)})") from None
+    if not isinstance(state, dict):
+        raise TrainStateError(f"{state_path}: damaged (holds a {type(state).__name__}, not a dict)")
     return modules, state
+
+
+def _torch_load_reason(e: Exception) -> str:
+    """``torch.load``'s error on one line; of a refused pickle, only the reason (its advice to load
+    with ``weights_only=False`` is not for a file that should hold tensors and numbers only)."""
+    text = " ".join(str(e).split())
+    reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    return reason.group(1) if reason else text
 
 
 def _to_lists(x: Any) -> Any:

@@ -32,6 +32,7 @@ from jooci.audio import SAMPLE_RATE
 from jooci.configio import flatten_dotted, to_dict
 from jooci.data.dataset import Batch, make_loader
 from jooci.data.manifest import Utterance, read_manifest, write_manifest
+from jooci.fileio import atomic_dir
 from jooci.losses.dino import DINOCenter, ema_update_
 from jooci.losses.regulariser import dann_lambda
 from jooci.losses.schedules import CosineSchedule
@@ -39,7 +40,8 @@ from jooci.models.baseline import BaselineConfig, HuBERTBaseline
 from jooci.models.jooci import JOOCI
 from jooci.models.speaker import SpeakerModel
 from jooci.train import steps as S
-from jooci.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from jooci.train.checkpoint import (
+    TrainStateError, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state)
 from jooci.train.config import Phase, PretrainConfig, save_config
 from jooci.train.distributed import DistInfo, all_reduce_sum_, any_rank, barrier
 
@@ -156,15 +158,18 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
         modules, state = load_checkpoint(ckpt, map_location=device)
-        model.load_state_dict(modules["model"])
-        if teacher is not None and "teacher" in modules:
-            teacher.load_state_dict(modules["teacher"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
-        if center is not None:
-            center.load_state_dict(state["center"])
-        set_rng_state(state["rng"][dist.rank] if isinstance(state["rng"], list) else state["rng"])
-        step, nonfinite_in_row, skipped = state["step"], state["nonfinite_in_row"], state["skipped"]
+        try:
+            model.load_state_dict(modules["model"])
+            if teacher is not None and "teacher" in modules:
+                teacher.load_state_dict(modules["teacher"])
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
+            if center is not None:
+                center.load_state_dict(state["center"])
+            set_rng_state(state["rng"][dist.rank] if isinstance(state["rng"], list) else state["rng"])
+            step, nonfinite_in_row, skipped = state["step"], state["nonfinite_in_row"], state["skipped"]
+        except KeyError as e:  # a checkpoint written by another phase or version
+            raise TrainStateError(f"{ckpt}: damaged or not this phase's checkpoint (no {e} in it)") from None
         log.info("%s: resumed from %s (step %d)", run_dir, ckpt.name, step)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -379,17 +384,13 @@ def load_teacher(path: str | os.PathLike, cfg: PretrainConfig) -> tuple[SpeakerM
 def _save_final(phase: Phase, model: nn.Module, final: Path, center: DINOCenter | None) -> None:
     from jooci import hub
 
-    tmp = final.with_name(final.name + ".tmp")
-    if phase == "teacher":
-        from jooci.models.speaker import save_speaker_folder
+    with atomic_dir(final) as tmp:
+        if phase == "teacher":
+            from jooci.models.speaker import save_speaker_folder
 
-        save_speaker_folder(model, tmp, center.center)
-    else:
-        hub.save_pretrained(model, tmp)
-    if final.exists():
-        import shutil
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+            save_speaker_folder(model, tmp, center.center)
+        else:
+            hub.save_pretrained(model, tmp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from jooci.data.corpora import write_trials
 from jooci.data.manifest import Utterance, write_manifest
 from jooci.data.synth import grammar
 from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
+from jooci.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -388,9 +389,7 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     stats["seconds_to_generate"] = round(time.perf_counter() - t0, 2)
     stats["workers"] = workers
     meta = {"format_version": FORMAT_VERSION, "config": _config_json(cfg), "stats": stats}
-    tmp = meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, meta_path)
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
     log.info("%s: %d utterances, %.1f min, %d speakers in %.1f s", out, stats["utterances"],
              stats["minutes"], stats["speakers"], stats["seconds_to_generate"])
     return out
