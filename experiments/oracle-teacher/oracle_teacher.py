@@ -58,6 +58,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
     import torch.nn.functional as F
 
     from jooci.audio import SAMPLE_RATE, load_audio
+    from jooci.fileio import atomic_dir
     from jooci.data.manifest import read_manifest, resolve
     from jooci.models.speaker import SpeakerModel, save_speaker_folder
 
@@ -101,11 +102,10 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
             print(f"oracle teacher step {step + 1}/{steps}: loss {loss.item():.3f}, batch acc {acc:.2f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
-    tmp = out / "final.tmp"
-    save_speaker_folder(model, tmp)  # zero DINO centre
     (out / "train_log.json").write_text(json.dumps({"speakers": speakers, "seconds": time.perf_counter() - t0,
                                                     "log": log}))
-    tmp.rename(final)
+    with atomic_dir(final) as tmp:
+        save_speaker_folder(model, tmp)  # zero DINO centre
     return final
 
 
