@@ -24,7 +24,7 @@ def pad():
 @pytest.fixture(autouse=True)
 def _seed_and_one_thread():
     """Seeded, single-threaded: these models are tiny, and on a busy 2-core machine thread
-    hand-offs cost more than they gain (a 5x slower suite was measured with 2 threads)."""
+    hand-offs cost more than they gain."""
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
