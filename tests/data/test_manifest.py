@@ -1,6 +1,7 @@
 """jooci.data.manifest: JSONL round trip, validation errors, fairseq TSV and label files."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_wrong_sample_rate_reported(tmp_path, corpus):
 @pytest.mark.parametrize("line,problem", [
     ("{not json", "line 1:"),
     ('{"id": "a", "path": "a.wav"}', "missing field(s) num_samples"),
-    ('{"id": "a", "path": "a.wav", "num_samples": 5, "colour": "red"}', "unknown field(s) colour"),
+    ('{"id": "a", "path": "a.wav", "num_samples": 5, "custom": 3}', "custom must be a JSON object"),
     ('{"id": "a", "path": "a.wav", "num_samples": -5}', "num_samples must be a non-negative integer"),
     ('{"id": "a", "path": "a.wav", "num_samples": 5, "alignment": [["AH", 9, 3]]}', "alignment segment"),
 ])
@@ -90,6 +91,30 @@ def test_malformed_lines_are_named(tmp_path, line, problem):
     m.write_text(line + "\n")
     e = _err(read_manifest, m, check_files=False, check_durations=False)
     assert str(m) in str(e) and problem in str(e)
+
+
+def test_fields_jooci_does_not_read_are_kept_written_back_and_reported_once(tmp_path, corpus, caplog):
+    m = write_manifest(corpus, tmp_path / "m.jsonl")
+    lines = m.read_text().splitlines()
+    first = {**json.loads(lines[0]), "meta": {"room": "B12", "mic": 3}, "phone_alignment": [["AH", 0, 3]]}
+    second = {**json.loads(lines[1]), "custom": {"gender": "f"}, "meta": "x"}
+    m.write_text("\n".join([json.dumps(first), json.dumps(second), *lines[2:]]) + "\n")
+    with caplog.at_level(logging.INFO, logger="jooci.data.manifest"):
+        utts = read_manifest(m)
+    assert utts[0].custom == {"meta": {"room": "B12", "mic": 3}, "phone_alignment": [["AH", 0, 3]]}
+    assert utts[1].custom == {"gender": "f", "meta": "x"} and all(u.custom is None for u in utts[2:])
+    said = [r.getMessage() for r in caplog.records if "jooci does not read" in r.getMessage()]
+    assert len(said) == 1 and f"2 of {len(utts)} utterance(s)" in said[0] and "gender, meta, phone_alignment" in said[0]
+    # carried through: written back at the top level of the record, and read again the same
+    again = read_manifest(write_manifest(utts, tmp_path / "again.jsonl"))
+    assert [u.custom for u in again] == [u.custom for u in utts]
+    assert json.loads((tmp_path / "again.jsonl").read_text().splitlines()[0])["meta"] == {"room": "B12", "mic": 3}
+
+
+def test_a_custom_field_may_not_shadow_a_field_of_jooci(corpus):
+    corpus[0].custom = {"speaker": "other"}
+    with pytest.raises(ValueError, match="shadow"):
+        corpus[0].to_json()
 
 
 def test_many_problems_listed_first_ten_and_counted(tmp_path):

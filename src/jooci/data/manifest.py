@@ -7,7 +7,9 @@ A jooci manifest is a JSONL file, one :class:`Utterance` per line::
      "words": ["the", "cat", "sat"], "phones": ["DH", "AH", "K", "AE", "T", "S", "AE", "T"],
      "alignment": [["sil", 0, 800], ["DH", 800, 1700], ...], "split": "train"}
 
-Only ``id``, ``path`` and ``num_samples`` are required. ``num_samples`` and ``alignment`` count
+Only ``id``, ``path`` and ``num_samples`` are required. Fields jooci does not read (a corpus's own
+metadata, another tool's annotations) are kept in :attr:`Utterance.custom` and written back as they
+came, never refused; reading a manifest that has them logs one line naming them. ``num_samples`` and ``alignment`` count
 samples of the file as stored, at ``sample_rate`` (fairseq's convention for ``num_samples``).
 A relative ``path`` is relative to the manifest's folder, so a corpus folder can be moved whole.
 
@@ -19,13 +21,17 @@ the first problems and how many there are in all, so a user fixes a corpus in on
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from jooci.audio import SAMPLE_RATE, AudioError, audio_info
-from jooci.fileio import atomic_path
+from jooci.fileio import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED = 10
 """How many problems a :class:`ManifestError` spells out before summarising."""
@@ -58,6 +64,7 @@ class Utterance:
     phones: list[str] | None = None  # ARPAbet phone sequence, no silences (the PR target)
     alignment: list[tuple[str, int, int]] | None = None  # (phone or "sil", start, end) in samples
     split: str | None = None
+    custom: dict[str, Any] | None = None  # fields jooci does not read, kept and written back as they came
 
     @property
     def duration(self) -> float:
@@ -65,6 +72,11 @@ class Utterance:
 
     def to_json(self) -> str:
         d = {k: v for k, v in asdict(self).items() if v is not None}
+        extra = d.pop("custom", None) or {}
+        clash = sorted(set(extra) & _FIELDS)
+        if clash:
+            raise ValueError(f"utterance {self.id!r}: custom field(s) {', '.join(clash)} shadow jooci's own")
+        d.update(extra)
         if self.alignment is not None:
             d["alignment"] = [list(seg) for seg in self.alignment]
         return json.dumps(d, ensure_ascii=False)
@@ -111,6 +123,8 @@ def read_manifest(
     utts: list[Utterance] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    custom_fields: set[str] = set()
+    with_custom = 0
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -126,10 +140,16 @@ def read_manifest(
             seen[utt.id] = lineno
             utt.path = str(resolve(utt, root))
             utts.append(utt)
+            if utt.custom:
+                with_custom += 1
+                custom_fields.update(utt.custom)
     if check_files or check_durations:
         problems += _check_audio(utts, check_durations, tolerance)
     if problems:
         raise ManifestError(path, problems)
+    if with_custom:
+        log.info("%s: %d of %d utterance(s) carry field(s) jooci does not read (%s): kept as "
+                 "Utterance.custom and written back", path, with_custom, len(utts), ", ".join(sorted(custom_fields)))
     return utts
 
 
@@ -160,9 +180,12 @@ def _from_dict(d: dict) -> Utterance:
     missing = [k for k in _REQUIRED if k not in d]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}" + (f" (id {d['id']!r})" if "id" in d else ""))
-    unknown = sorted(set(d) - _FIELDS)
+    custom = d.get("custom")
+    if custom is not None and not isinstance(custom, dict):
+        raise ValueError(f"custom must be a JSON object, got {custom!r} (id {d['id']!r})")
+    unknown = set(d) - _FIELDS
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(unknown)} (id {d['id']!r})")
+        d = {**{k: v for k, v in d.items() if k in _FIELDS}, "custom": {**(custom or {}), **{k: d[k] for k in sorted(unknown)}}}
     if not isinstance(d["id"], str) or not d["id"]:
         raise ValueError(f"id must be a non-empty string, got {d['id']!r}")
     if not isinstance(d["num_samples"], int) or isinstance(d["num_samples"], bool) or d["num_samples"] < 0:
@@ -257,7 +280,7 @@ def write_fairseq_tsv(utts: Sequence[Utterance], path: str | os.PathLike, root: 
     if problems:
         raise ManifestError(path, problems)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
