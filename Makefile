@@ -10,7 +10,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv test test-slow test-gpu test-wheel demo clean
+.PHONY: venv test test-slow test-gpu test-wheel demo bench clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,23 @@ test-wheel: venv
 
 demo: venv
 	$(VENV)/bin/jooci demo --out $(DEMO_OUT)
+
+# The benchmark runner (benchmarks/run.py): every speed figure against its peer, one JSON record per
+# measurement in $(BENCH_OUT) and a table beside it (.md). CPU mode (< 5 min on 2 cores) on the project
+# venv; `make bench MODE=gpu` on a CUDA machine runs under that machine's own python3/torch with jooci
+# from src/ (its other dependencies installed there). BENCH_ARGS=--profile adds the profiles.
+MODE ?= cpu
+BENCH_OUT ?= runs/bench/bench-$(MODE).jsonl
+BENCH_ARGS ?=
+ifeq ($(MODE),gpu)
+BENCH_PY ?= python3
+BENCH_DEPS :=
+else
+BENCH_PY ?= $(PY)
+BENCH_DEPS := venv
+endif
+bench: $(BENCH_DEPS)
+	PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH} $(BENCH_PY) benchmarks/run.py --mode $(MODE) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -126,7 +126,7 @@ def make_plan(args) -> Plan:
     gpu = args.mode == "gpu"
     if args.tiny:
         return Plan(args.mode, dev, True, "tiny", "tiny", (2, 2.0), (2, 2.0), (2, 2.0), (2000, 64, 20), 0.5,
-                    gpu, gpu, 1, 1, 1, 1, {"steps": 0, "extract": 0, "kmeans": 0}, 1e9,
+                    gpu, gpu, 0, 1, 1, 1, {"steps": 0, "extract": 0, "kmeans": 0}, 1e9,
                     512 if gpu else None)
     scale = args.budget_scale
     if gpu:
@@ -136,8 +136,8 @@ def make_plan(args) -> Plan:
     small = load_config(preset_path("small")).data
     b = max(1, int(small.batch_seconds // small.crop_seconds))  # the demo's batch: 16 s of 4-s crops
     return Plan("cpu", dev, False, "small", "base", (b, small.crop_seconds), (2, 4.0), (2, 4.0), (50_000, 768, 500),
-                5.0, False, False, 1, 3, 12, 6,
-                {"steps": 110 * scale, "extract": 28 * scale, "kmeans": 12 * scale}, 270 * scale, None)
+                5.0, False, False, 2, 3, 15, 6,
+                {"steps": 165 * scale, "extract": 40 * scale, "kmeans": 12 * scale}, 270 * scale, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +253,7 @@ class Item:
     peak_bytes: int | None = None  # own_bytes + the largest transient of a run
     process_peak_bytes: int | None = None
     last_s: float = 0.0
+    rss_after_first_mb: float | None = None  # the process's RSS high-water mark after this item's first run
     nonfinite: int = 0
     runs: int = 0
 
@@ -288,8 +289,10 @@ def one_run(it: Item, dev: torch.device, *, count_flops: bool, record: bool) -> 
         it.peak_bytes = max(it.peak_bytes or 0, peak - before + it.own_bytes)
         it.process_peak_bytes = max(it.process_peak_bytes or 0, peak)
         it.own_bytes += torch.cuda.memory_allocated(dev) - before
-    if it.runs == 0 and it.on_first is not None:
-        it.on_first(out)
+    if it.runs == 0:
+        it.rss_after_first_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if it.on_first is not None:
+            it.on_first(out)
     it.runs += 1
     if out is False:
         it.nonfinite += 1
@@ -319,7 +322,7 @@ def run_group(items: list[Item], plan: Plan, budget: float, t_start: float, rec:
         items = [it for it in items if guarded(it, count_flops=w == 0 and it.count_flops, record=False)]
     if not items:
         return items
-    cost = {it.name: max(it.last_s, 1e-6) for it in items}
+    cost = {it.name: max(it.last_s, 1e-6) for it in items}  # the last warm-up run (1 us without warm-up)
     top = max(cost.values())
     inner = {n: max(1, min(plan.max_inner, int(0.25 * top / c))) for n, c in cost.items()}
     round_s = sum(inner[it.name] * cost[it.name] for it in items)
@@ -327,10 +330,12 @@ def run_group(items: list[Item], plan: Plan, budget: float, t_start: float, rec:
         budget = 0.0  # past the run's deadline: the minimum only
     reps = max(plan.min_reps, min(plan.max_reps, int(budget / round_s)))
     print(f"# group {[it.name for it in items]}: {reps} rounds of ~{round_s:.2f} s, inner {inner}", flush=True)
-    for _ in range(reps):
+    for r in range(reps):
         for it in list(items):
-            for _ in range(inner[it.name]):
-                if not guarded(it, count_flops=False, record=True):
+            for i in range(inner[it.name]):
+                # no warm-up (the tiny smoke mode): FLOPs are counted on the first timed run
+                flops = plan.warm == 0 and r == 0 and i == 0 and it.count_flops
+                if not guarded(it, count_flops=flops, record=True):
                     items.remove(it)
                     break
     return items
@@ -371,7 +376,9 @@ def record_of(it: Item, by_name: dict[str, Item], plan: Plan, peak_flops: float 
             r["memory"]["cuda_peak_gb_per_audio_s"] = round(it.peak_bytes / 2**30 / it.work, 5)
     else:
         r["memory"] = {"rss_peak_mb_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                       "note": "the process's RSS high-water mark so far (every model built up to now)"}
+                       "rss_peak_mb_after_first_run": round(it.rss_after_first_mb or 0.0, 1),
+                       "note": "the process's RSS high-water mark: now, and after this item's first run (every "
+                               "model of the group is built by then; groups run in turn: steps, extract, kmeans)"}
     peers = []
     for p in it.peers:
         peer = by_name.get(p)
@@ -864,7 +871,7 @@ def table(records: list[dict], plan: Plan, mach: dict, vers: dict, wall: float) 
         thr = r.get("throughput") or {}
         mem = r.get("memory", {})
         peak = (f"{mem['cuda_peak_gb']:.2f} GB" if "cuda_peak_gb" in mem
-                else f"{mem['rss_peak_mb_process']:.0f} MB RSS*" if "rss_peak_mb_process" in mem else "")
+                else f"{mem['rss_peak_mb_after_first_run']:.0f} MB RSS*" if "rss_peak_mb_after_first_run" in mem else "")
         mfu = f"{100 * r['mfu']:.1f} %" if "mfu" in r else ""
         tfl = f"{r['tflop_per_s']:.3g}" if "tflop_per_s" in r else ""
         sps = f"{r['steps_per_s']:.3g}" if "steps_per_s" in r else ""
@@ -878,7 +885,8 @@ def table(records: list[dict], plan: Plan, mach: dict, vers: dict, wall: float) 
                     f"{thr.get('value', '')} {thr.get('unit', '')} | {sps} | {tfl} | {mfu} | {peak} |") if i == 0 \
                 else "| ″ | | | | | | | | |"
             lines.append(f"{head} {p.get('peer', '–')} | {ratio} |")
-    lines += ["", "*RSS: the process's high-water mark when the row was recorded (all models built so far).", ""]
+    lines += ["", "*RSS: the process's high-water mark after the row's first run (its group's models all built "
+              "by then), not the row's own footprint.", ""]
     for r in records:
         if r.get("what") in ("error",):
             lines.append(f"- error in {r['name']} ({r['where']}): {r['error'].strip().splitlines()[-1]}")
@@ -962,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
             if g == "extract":
                 for it in items:
                     key = it.name.split(".")[1]
-                    if key in shared and "hf" in shared and shared[key].shape == shared["hf"].shape:
+                    if it.peers and key in shared and "hf" in shared and shared[key].shape == shared["hf"].shape:
                         it.info["max_abs_diff_vs_peer_last_content_state"] = float((shared[key] - shared["hf"]).abs().max())
             if g == "kmeans" and "kmeans.jooci" in by_name:
                 with contextlib.suppress(Exception):
