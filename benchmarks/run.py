@@ -284,22 +284,24 @@ def one_run(it: Item, dev: torch.device, *, count_flops: bool, record: bool) -> 
     dt = time.perf_counter() - t0
     if counter is not None:
         it.flops = float(counter.get_total_flops())
+    if it.runs == 0:
+        it.rss_after_first_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if it.on_first is not None:
+            it.on_first(out)
+    work = float(out) if isinstance(out, (int, float)) and not isinstance(out, bool) else it.work
+    if out is False:
+        it.nonfinite += 1
+    del out  # before the memory count: what the run returned (hidden states) is not kept
     if cuda:
         peak = torch.cuda.max_memory_allocated(dev)
         it.peak_bytes = max(it.peak_bytes or 0, peak - before + it.own_bytes)
         it.process_peak_bytes = max(it.process_peak_bytes or 0, peak)
         it.own_bytes += torch.cuda.memory_allocated(dev) - before
-    if it.runs == 0:
-        it.rss_after_first_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if it.on_first is not None:
-            it.on_first(out)
     it.runs += 1
-    if out is False:
-        it.nonfinite += 1
     it.last_s = dt
     if record:
         it.times.append(dt)
-        it.works.append(float(out) if isinstance(out, (int, float)) and not isinstance(out, bool) else it.work)
+        it.works.append(work)
         for k, v in marks.durations().items():
             it.phases.setdefault(k, []).append(v)
 
@@ -326,8 +328,8 @@ def run_group(items: list[Item], plan: Plan, budget: float, t_start: float, rec:
     top = max(cost.values())
     inner = {n: max(1, min(plan.max_inner, int(0.25 * top / c))) for n, c in cost.items()}
     round_s = sum(inner[it.name] * cost[it.name] for it in items)
-    if time.perf_counter() - t_start > plan.deadline_s:
-        budget = 0.0  # past the run's deadline: the minimum only
+    # never past the run's deadline (then the minimum only)
+    budget = min(budget, max(0.0, plan.deadline_s - (time.perf_counter() - t_start)))
     reps = max(plan.min_reps, min(plan.max_reps, int(budget / round_s)))
     print(f"# group {[it.name for it in items]}: {reps} rounds of ~{round_s:.2f} s, inner {inner}", flush=True)
     for r in range(reps):
@@ -825,9 +827,15 @@ def profile_items(items: list[Item], plan: Plan, stem: Path) -> None:
             summary = {"name": it.name, "label": it.label, "runs_profiled": n, "wall_ms_per_run": round(wall * 1e3, 3),
                        "sorted_by": key, "top15": top}
             if cuda:
-                kernel = sum(dev_self(e) for e in ka) / 1e3 / n
+                from torch.autograd import DeviceType
+
+                # the kernels' own rows (kineto), as the profiler's table totals them
+                kernel = sum(dev_self(e) for e in ka if e.device_type == DeviceType.CUDA
+                             and not getattr(e, "is_user_annotation", False)) / 1e3 / n
                 summary.update(device_busy_ms_per_run=round(kernel, 3),
-                               device_idle_fraction=round(max(0.0, 1 - kernel / (wall * 1e3)), 4))
+                               device_idle_fraction=round(max(0.0, 1 - kernel / (wall * 1e3)), 4),
+                               note="busy: the summed time of the device's kernels and copies; wall: the profiled "
+                                    "runs (the profiler adds host time, so the idle share is an upper bound)")
             with open(f"{stem}.profile.jsonl", "a") as f:
                 f.write(json.dumps(summary) + "\n")
             with open(f"{stem}.profile.txt", "a") as f:
