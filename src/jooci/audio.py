@@ -30,6 +30,10 @@ SAMPLE_RATE = 16000
 MIN_SAMPLES = 400
 """The receptive field of the first CNN layer (25 ms at 16 kHz): shorter audio yields no frame."""
 
+RATE_RANGE = (1000, 768000)
+"""Sample rates (Hz) a file may have. A header outside it is damaged; resampling from a 2 GHz
+"rate" would ask scipy for a filter of hundreds of GiB."""
+
 
 class AudioError(Exception):
     """A file that cannot be used as audio. ``str(err)`` is ``"<path>: <reason>"``."""
@@ -73,6 +77,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(path, f"unreadable or corrupt audio ({_short(e)})") from None
     if info.format == "WAV":
         _check_wav_data_chunk(path)
+    if not RATE_RANGE[0] <= info.samplerate <= RATE_RANGE[1]:
+        raise AudioError(path, f"sample rate {info.samplerate} Hz in the header is outside "
+                               f"{RATE_RANGE[0]}..{RATE_RANGE[1]} Hz (a damaged header?)")
     return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels),
                      info.format, info.subtype)
 

@@ -51,7 +51,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
         raise ConfigError(f"{where or '<root>'}: expected a mapping for {cls.__name__}, got {data!r}")
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)  # YAML keys may be ints, None, ... besides strings
     if unknown:
         known = ", ".join(sorted(names))
         raise ConfigError(f"unknown key {_join(where, unknown[0])!r} (known keys of {where or cls.__name__}: {known})")
@@ -86,7 +86,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {arg!r}: value is not valid YAML ({e.problem})") from None
+            reason = getattr(e, "problem", None) or e  # a ReaderError (a control character) has no .problem
+            raise ConfigError(f"override {arg!r}: value is not valid YAML ({reason})") from None
     return out
 
 
@@ -96,7 +97,7 @@ def load_yaml(cls: type[T], path: str | os.PathLike, overrides: list[str] | None
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for key, value in parse_overrides(overrides or []).items():
             set_dotted(data, key, value)
         return from_dict(cls, data)
@@ -104,6 +105,15 @@ def load_yaml(cls: type[T], path: str | os.PathLike, overrides: list[str] | None
         raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: {not_utf8_reason(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config (nested too deeply)") from None
+
+
+def not_utf8_reason(e: UnicodeDecodeError) -> str:
+    """A config file that is not UTF-8 text, in words (for the ConfigError that names the file)."""
+    return f"not UTF-8 text ({e.reason} at byte {e.start})"
 
 
 def save_yaml(cfg: Any, path: str | os.PathLike) -> Path:

@@ -80,7 +80,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from jooci.audio import AudioError, AudioInfo, audio_info
-from jooci.data.manifest import ManifestError, Utterance, write_manifest
+from jooci.data.manifest import ManifestError, Utterance, not_utf8, write_manifest
 from jooci.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -472,7 +472,11 @@ def read_trials(path: str | os.PathLike) -> list[Trial]:
         raise ManifestError(path, ["trial list not found"])
     trials: list[Trial] = []
     problems = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

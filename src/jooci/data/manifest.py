@@ -125,24 +125,27 @@ def read_manifest(
     seen: dict[str, int] = {}
     custom_fields: set[str] = set()
     with_custom = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                utt = _from_dict(json.loads(line))
-            except (json.JSONDecodeError, ValueError, TypeError) as e:
-                problems.append(f"line {lineno}: {e}")
-                continue
-            if utt.id in seen:
-                problems.append(f"line {lineno}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
-                continue
-            seen[utt.id] = lineno
-            utt.path = str(resolve(utt, root))
-            utts.append(utt)
-            if utt.custom:
-                with_custom += 1
-                custom_fields.update(utt.custom)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    utt = _from_dict(json.loads(line))
+                except (json.JSONDecodeError, ValueError, TypeError, RecursionError) as e:
+                    problems.append(f"line {lineno}: {e}")
+                    continue
+                if utt.id in seen:
+                    problems.append(f"line {lineno}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
+                    continue
+                seen[utt.id] = lineno
+                utt.path = str(resolve(utt, root))
+                utts.append(utt)
+                if utt.custom:
+                    with_custom += 1
+                    custom_fields.update(utt.custom)
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
     if check_files or check_durations:
         problems += _check_audio(utts, check_durations, tolerance)
     if problems:
@@ -188,8 +191,13 @@ def _from_dict(d: dict) -> Utterance:
         d = {**{k: v for k, v in d.items() if k in _FIELDS}, "custom": {**(custom or {}), **{k: d[k] for k in sorted(unknown)}}}
     if not isinstance(d["id"], str) or not d["id"]:
         raise ValueError(f"id must be a non-empty string, got {d['id']!r}")
+    if not isinstance(d["path"], str) or not d["path"]:
+        raise ValueError(f"path must be a non-empty string, got {d['path']!r} (id {d['id']!r})")
     if not isinstance(d["num_samples"], int) or isinstance(d["num_samples"], bool) or d["num_samples"] < 0:
         raise ValueError(f"num_samples must be a non-negative integer, got {d['num_samples']!r} (id {d['id']!r})")
+    rate = d.get("sample_rate", SAMPLE_RATE)
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {rate!r} (id {d['id']!r})")
     if "alignment" in d and d["alignment"] is not None:
         d = {**d, "alignment": [_segment(seg, d["id"]) for seg in d["alignment"]]}
     return Utterance(**d)
@@ -237,8 +245,11 @@ def read_fairseq_tsv(path: str | os.PathLike, *, check_files: bool = True) -> li
     path = Path(path)
     if not path.exists():
         raise ManifestError(path, ["manifest file not found"])
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
     if not lines:
         raise ManifestError(path, ["empty file: a fairseq manifest starts with the audio root line"])
     root = Path(lines[0].strip())
@@ -249,11 +260,15 @@ def read_fairseq_tsv(path: str | os.PathLike, *, check_files: bool = True) -> li
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 2 or not parts[1].strip().isdigit():
+        if len(parts) != 2 or not (parts[1].strip().isascii() and parts[1].strip().isdigit()):
             problems.append(f"line {lineno}: expected 'relpath<TAB>num_samples', got {line!r}")
             continue
         rel = parts[0]
-        uid = str(Path(rel).with_suffix(""))
+        try:
+            uid = str(Path(rel).with_suffix(""))
+        except ValueError:  # "", "/", "..": no file name
+            problems.append(f"line {lineno}: {rel!r} is not the path of a file")
+            continue
         if uid in seen:
             problems.append(f"line {lineno}: duplicate entry {rel!r} (first on line {seen[uid]})")
             continue
@@ -295,24 +310,44 @@ def read_label_file(path: str | os.PathLike) -> list[list[int]]:
     if not path.exists():
         raise ManifestError(path, ["label file not found"])
     labels, problems = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            toks = line.split()
-            if not toks:
-                problems.append(f"line {lineno}: no labels")
-                labels.append([])
-                continue
-            try:
-                row = [int(t) for t in toks]
-            except ValueError:
-                problems.append(f"line {lineno}: not a line of integers: {line.strip()[:60]!r}")
-                continue
-            if min(row) < 0:
-                problems.append(f"line {lineno}: negative label")
-            labels.append(row)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                toks = line.split()
+                if not toks:
+                    problems.append(f"line {lineno}: no labels")
+                    labels.append([])
+                    continue
+                try:
+                    row = [int(t) for t in toks]
+                except ValueError:
+                    problems.append(f"line {lineno}: not a line of integers: {line.strip()[:60]!r}")
+                    continue
+                if min(row) < 0:
+                    problems.append(f"line {lineno}: negative label")
+                elif max(row) > _INT64_MAX:
+                    problems.append(f"line {lineno}: label beyond the int64 range")
+                labels.append(row)
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
     if problems:
         raise ManifestError(path, problems)
     return labels
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def not_utf8(path: str | os.PathLike, e: UnicodeDecodeError) -> ManifestError:
+    """The :class:`ManifestError` for a text file that is not UTF-8, naming its first such line."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return ManifestError(path, [f"line {lineno}: not UTF-8 text ({bad.reason} at byte {bad.start} "
+                                            f"of the line)"])
+    return ManifestError(path, [f"not UTF-8 text ({e.reason})"])
 
 
 def write_label_file(labels: Iterable[Sequence[int]], path: str | os.PathLike) -> Path:

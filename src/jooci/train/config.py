@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 import yaml
 
-from jooci.configio import ConfigError, from_dict, merge, parse_overrides, save_yaml, set_dotted, to_dict
+from jooci.configio import (
+    ConfigError, from_dict, merge, not_utf8_reason, parse_overrides, save_yaml, set_dotted, to_dict,
+)
 from jooci.data.augment import AugmentConfig
 from jooci.losses.dino import MultiCropConfig
 from jooci.models.jooci import JOOCIConfig, jooci_config
@@ -216,9 +218,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         if not p.exists():
             raise ConfigError(f"{p}: config file not found")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: {not_utf8_reason(e)}") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: not a usable config (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
     try:
