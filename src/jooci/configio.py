@@ -63,7 +63,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
             raise ConfigError(f"missing required key {_join(where, f.name)!r}")
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:  # __post_init__ validation
+    except (TypeError, ValueError, ArithmeticError) as e:  # __post_init__ validation (scale=0: a modulo by zero)
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 
 

@@ -409,7 +409,10 @@ def open_shard(prefix: str | os.PathLike, layers: Sequence[int] | None = None) -
     arrays: dict[int | None, np.ndarray] = {}
     for k in keys:
         path = _array_path(prefix, k)
-        a = np.load(path, mmap_mode="r" if info["frames"] else None, allow_pickle=False)
+        try:
+            a = np.load(path, mmap_mode="r" if info["frames"] else None, allow_pickle=False)
+        except ValueError as e:  # not a .npy, cut short, or an object array (a pickle, never loaded)
+            raise StoreError(f"{path}: unreadable feature array ({e})") from None
         if a.shape != (info["frames"], info["dim"]) or a.dtype.name != info["dtype"]:
             problems.append(f"{path.name} holds {a.dtype.name} {a.shape}, the index says "
                             f"{info['dtype']} ({info['frames']}, {info['dim']})")

@@ -146,3 +146,15 @@ def test_wav_header_with_an_absurd_sample_rate(tmp_path, rate):
         with pytest.raises(AudioError) as info:
             fn(path)
         assert str(path) in str(info.value) and f"sample rate {rate} Hz" in info.value.reason
+
+
+def test_trial_with_an_extension_and_no_name(tmp_path):
+    """Was accepted as a trial with an empty utterance id (``.wav`` stripped to ``""``)."""
+    path = tmp_path / "trials.txt"
+    path.write_text("1 a b\n0 a .wav\n")
+    _manifest_error(read_trials, path, "line 2: an utterance without a name")
+
+
+def test_config_whose_validation_divides_by_zero():
+    """Was ZeroDivisionError (``EcapaConfig.__post_init__``: ``channels % scale`` with scale 0)."""
+    _config_error(load_config, None, ["teacher.encoder.ecapa.scale=0"], needles=("<defaults>", "teacher.encoder"))

@@ -483,7 +483,11 @@ def read_trials(path: str | os.PathLike) -> list[Trial]:
         if len(parts) != 3 or parts[0] not in ("0", "1"):
             problems.append(f"line {lineno}: expected '<1|0> <utterance> <utterance>', got {line.strip()!r}")
             continue
-        trials.append((int(parts[0]), _strip_audio_ext(parts[1]), _strip_audio_ext(parts[2])))
+        enrol, test = _strip_audio_ext(parts[1]), _strip_audio_ext(parts[2])
+        if not enrol or not test:  # ".wav": an extension and no name
+            problems.append(f"line {lineno}: an utterance without a name: {line.strip()!r}")
+            continue
+        trials.append((int(parts[0]), enrol, test))
     if not trials and not problems:
         problems.append("no trials in the file")
     if problems:
