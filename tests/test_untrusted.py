@@ -121,6 +121,23 @@ def test_foreign_checkpoint_refused_naming_trust_pickle(tmp_path, marker, kind, 
     _refused(lambda: convert(path), ConversionError, path, "trust_pickle")
 
 
+def test_foreign_checkpoint_that_weights_only_reads_cannot_exhaust_memory(tmp_path):
+    """A file of plain dicts passes weights_only; its ``conv_feature_layers`` (which fairseq ``eval``s)
+    is read by a small interpreter that refuses a list repeated 10^12 times (8 TB of pointers)."""
+    path = tmp_path / "hubert.pt"
+    torch.save({"model": {}, "cfg": {"model": {"conv_feature_layers": "[(512,3,2)] * 1000000000000"}}}, path)
+    _refused(lambda: from_fairseq_hubert(path), ConversionError, path, "conv_feature_layers", "at most")
+
+
+def test_torch_has_a_sound_weights_only_unpickler():
+    """``weights_only=True`` is only as safe as torch's unpickler: torch < 2.6 runs code from a crafted
+    file (CVE-2025-32434), torch < 2.10 can corrupt memory (CVE-2026-24747). pyproject.toml allows
+    torch>=2.4 (to install into existing environments); the guarantees above need torch >= 2.10."""
+    assert torch.__version__ >= "2.10", (
+        f"torch {torch.__version__}: torch.load(weights_only=True) is not safe on untrusted files "
+        "before 2.10; upgrade torch before converting or resuming from a file you were handed")
+
+
 # ------------------------------------------------------------------------- model folders
 
 

@@ -29,6 +29,8 @@ from jooci.models.transformer import TransformerConfig
 log = logging.getLogger(__name__)
 
 MAX_NAMED = 10
+MAX_CONV_ITEMS = 1024
+"""The longest list ``conv_feature_layers`` may expand to (wav2vec2 / HuBERT have 7 layers)."""
 
 
 class ConversionError(Exception):
@@ -258,6 +260,11 @@ def _parse_conv_layers(text: str, source: str) -> list[tuple[int, int, int]]:
             return items if isinstance(node, ast.List) else tuple(items)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
             a, b = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Mult) and isinstance(a, (list, tuple)) != isinstance(b, (list, tuple)):
+                seq, n = (a, b) if isinstance(a, (list, tuple)) else (b, a)
+                if len(seq) * n > MAX_CONV_ITEMS:  # "[(512,3,2)] * 10**9" from a crafted file: no 8 GB list
+                    raise ConversionError(f"{source}: conv_feature_layers {text!r} repeats a list "
+                                          f"{n} times (at most {MAX_CONV_ITEMS} items are read)")
             return a + b if isinstance(node.op, ast.Add) else a * b
         raise ConversionError(f"{source}: cannot read conv_feature_layers {text!r}")
 
