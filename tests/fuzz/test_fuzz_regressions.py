@@ -158,3 +158,11 @@ def test_trial_with_an_extension_and_no_name(tmp_path):
 def test_config_whose_validation_divides_by_zero():
     """Was ZeroDivisionError (``EcapaConfig.__post_init__``: ``channels % scale`` with scale 0)."""
     _config_error(load_config, None, ["teacher.encoder.ecapa.scale=0"], needles=("<defaults>", "teacher.encoder"))
+
+
+def test_tsv_count_with_a_control_character(tmp_path):
+    """Was ValueError: ``str.strip`` removes ``\\x1f`` (a separator to Python), ``int`` does not."""
+    path = tmp_path / "m.tsv"
+    path.write_text(f"{tmp_path}\na.wav\t\x1f1600\n")
+    (u,) = read_fairseq_tsv(path, check_files=False)
+    assert u.num_samples == 1600

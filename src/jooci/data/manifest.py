@@ -260,7 +260,8 @@ def read_fairseq_tsv(path: str | os.PathLike, *, check_files: bool = True) -> li
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 2 or not (parts[1].strip().isascii() and parts[1].strip().isdigit()):
+        count = parts[1].strip() if len(parts) == 2 else ""
+        if not (count.isascii() and count.isdigit()):
             problems.append(f"line {lineno}: expected 'relpath<TAB>num_samples', got {line!r}")
             continue
         rel = parts[0]
@@ -273,7 +274,7 @@ def read_fairseq_tsv(path: str | os.PathLike, *, check_files: bool = True) -> li
             problems.append(f"line {lineno}: duplicate entry {rel!r} (first on line {seen[uid]})")
             continue
         seen[uid] = lineno
-        utts.append(Utterance(id=uid, path=str(root / rel), num_samples=int(parts[1])))
+        utts.append(Utterance(id=uid, path=str(root / rel), num_samples=int(count)))
     if check_files:
         problems += _check_audio(utts, durations=False, tolerance=0)
     if problems:
