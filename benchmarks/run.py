@@ -539,7 +539,7 @@ def build_step_group(plan: Plan, rec: Recorder) -> list[Callable[[], Item | None
 
         return train_item(hf_name, f"HF HubertModel + {HF_CLASSES}-way CE ({plan.hf_preset} shape)", peer, forward,
                           hcfg, plan, plan.hf_shape, [],
-                          info={"model": "transformers.HubertModel", "attn": getattr(hc, "_attn_implementation", None)})
+                          info={"model": "transformers.HubertModel", "attn": getattr(hf.config, "_attn_implementation", None)})
 
     def content_hf_shape() -> Item:
         from jooci.models.convert import from_hf_hubert
