@@ -7,7 +7,8 @@ shrinks it to a minimal input.
 
 Runs are reproducible (``derandomize``: the examples follow from the test's name, no database).
 ``JOOCI_FUZZ_LONG=1`` multiplies every test's example count (``tests/fuzz/test_fuzz_long.py``, marked
-``slow``, runs the folder that way).
+``slow``, runs the folder that way); ``JOOCI_FUZZ_RANDOM=1`` draws new examples on every run (to
+explore by hand: a failure prints the ``@reproduce_failure`` line that replays it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 LONG = os.environ.get("JOOCI_FUZZ_LONG") == "1"
+RANDOM = os.environ.get("JOOCI_FUZZ_RANDOM") == "1"
 LONG_FACTOR = 20
 
 
@@ -27,7 +29,7 @@ def fuzz(examples: int):
     return settings(
         max_examples=examples * (LONG_FACTOR if LONG else 1),
         deadline=None,
-        derandomize=True,
+        derandomize=not RANDOM,
         database=None,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
