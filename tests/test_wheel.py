@@ -49,7 +49,7 @@ def test_the_wheel_runs_the_tiny_pipeline_outside_the_checkout(tmp_path):
     assert "jooci/cli/__init__.py" in names and not any(n.startswith(("tests/", "experiments/")) for n in names)
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist: torch")]
-    assert requires == ["Requires-Dist: torch>=2.4"], requires  # a range: the exact pin is make's
+    assert requires == ["Requires-Dist: torch>=2.6"], requires  # a range: the exact pin is make's
 
     # 2. a fresh venv (no system site-packages), the wheel with the synth extra only, torch pinned
     venv = tmp_path / "venv"

@@ -191,7 +191,12 @@ def _label_shard(out: Path, feat_dir: Path, cfg: TargetsConfig, rank: int) -> No
         path = centroids_file(out, k)
         if not path.exists():
             raise KMeansError(f"{path}: no centroids for K={k}: run the fit step first")
-        c = np.load(path, allow_pickle=False)
+        try:
+            c = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:  # an object array, a damaged or foreign file
+            raise KMeansError(f"{path}: not a centroid array ({e})") from None
+        if c.ndim != 2 or c.dtype.kind != "f":
+            raise KMeansError(f"{path}: expected a (K, D) float array, got {c.dtype} of shape {c.shape}")
         if len(shard) and c.shape[1] != shard.features.shape[1]:
             raise KMeansError(f"{path}: centroids of dimension {c.shape[1]}, features of {shard.features.shape[1]}")
         labels = assign(shard.features, c) if len(shard) else np.zeros(0, np.int64)
