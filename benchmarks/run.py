@@ -4,6 +4,7 @@
     python benchmarks/run.py --mode gpu --out runs/bench/bench-gpu.jsonl          # make bench MODE=gpu
     python benchmarks/run.py --mode gpu --device cpu --tiny --out /tmp/b.jsonl    # the GPU branch, on a CPU
     ... --profile     # adds a torch.profiler summary per measurement (FILE.profile.txt / .profile.jsonl)
+    ... --only steps extract kmeans   # some groups only;  --budget-scale 0.5   # halve the time budgets
 
 What is measured (each with its peer, built in the same process and timed in alternating runs:
 A, B, C, A, B, C, ... after warm-up; a cheap item may run a few times in a row within its turn):
