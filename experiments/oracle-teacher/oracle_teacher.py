@@ -102,6 +102,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
             print(f"oracle teacher step {step + 1}/{steps}: loss {loss.item():.3f}, batch acc {acc:.2f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
+    out.mkdir(parents=True, exist_ok=True)
     (out / "train_log.json").write_text(json.dumps({"speakers": speakers, "seconds": time.perf_counter() - t0,
                                                     "log": log}))
     with atomic_dir(final) as tmp:
