@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from jooci.cli.errors import reports_errors
@@ -43,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |"
               + (f" {pr['test']:.2f} |" if pr else ""))
     if args.out is not None:
+        from jooci.fileio import atomic_write_json
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps([dict(r.to_dict(), **({"sid_probe": pr} if pr else {})) for r, pr in rows],
-                                       indent=1))
+        atomic_write_json(args.out, [dict(r.to_dict(), **({"sid_probe": pr} if pr else {})) for r, pr in rows],
+                          indent=1)
     return 0

@@ -73,7 +73,7 @@ class Utterance:
     def to_json(self) -> str:
         d = {k: v for k, v in asdict(self).items() if v is not None}
         extra = d.pop("custom", None) or {}
-        clash = sorted(set(extra) & _FIELDS)
+        clash = sorted(set(extra) & _READ)
         if clash:
             raise ValueError(f"utterance {self.id!r}: custom field(s) {', '.join(clash)} shadow jooci's own")
         d.update(extra)
@@ -83,6 +83,7 @@ class Utterance:
 
 
 _FIELDS = {f.name for f in fields(Utterance)}
+_READ = _FIELDS - {"custom"}  # what a record's keys mean to jooci; any other key goes to ``custom``
 _REQUIRED = ("id", "path", "num_samples")
 
 
@@ -183,12 +184,9 @@ def _from_dict(d: dict) -> Utterance:
     missing = [k for k in _REQUIRED if k not in d]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}" + (f" (id {d['id']!r})" if "id" in d else ""))
-    custom = d.get("custom")
-    if custom is not None and not isinstance(custom, dict):
-        raise ValueError(f"custom must be a JSON object, got {custom!r} (id {d['id']!r})")
-    unknown = set(d) - _FIELDS
+    unknown = set(d) - _READ
     if unknown:
-        d = {**{k: v for k, v in d.items() if k in _FIELDS}, "custom": {**(custom or {}), **{k: d[k] for k in sorted(unknown)}}}
+        d = {**{k: v for k, v in d.items() if k in _READ}, "custom": {k: d[k] for k in sorted(unknown)}}
     if not isinstance(d["id"], str) or not d["id"]:
         raise ValueError(f"id must be a non-empty string, got {d['id']!r}")
     if not isinstance(d["path"], str) or not d["path"]:

@@ -27,8 +27,7 @@ from jooci.models.speaker import SpeakerConfig, speaker_config
 
 PHASES = ("content", "teacher", "phase1", "phase2")
 
-# The shipped presets (tiny, small, base), one YAML file each.
-# The shipped presets: package data (jooci/configs/*.yaml), so they are there in an installed wheel too.
+# The shipped presets (tiny, small, base): package data (jooci/configs/*.yaml), so they are there in an installed wheel too.
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 

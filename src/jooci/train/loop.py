@@ -85,7 +85,7 @@ class PhaseModule(nn.Module):
         return self._frozen[1]
 
     def forward(self, batch: Batch, ctx: S.StepContext) -> S.StepOutput:
-        teacher, center = self._frozen
+        teacher, center = self.teacher, self.center
         if self.phase == "content":
             return S.content_step(self.model, batch, ctx)
         if self.phase == "teacher":
