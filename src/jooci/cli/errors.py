@@ -6,7 +6,9 @@ standard library (a missing file, a broken JSON file). Such an error prints
 ``jooci COMMAND: error: MESSAGE`` and the command returns 2. The same kinds of error raised deep
 inside another installed package (torch, numpy, ...) are likely bugs in jooci: the traceback is
 printed after the line, so they can be reported. Any other exception propagates with its
-traceback: it is a bug, not bad input.
+traceback: it is a bug, not bad input. One exception of torch's is input trouble too: a DataLoader
+worker that died (torch raises it wherever the main process happens to be); it is reported with
+the file the worker was reading (:func:`jooci.data.dataset.explain_worker_death`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ def raised_in_a_package(e: BaseException) -> bool:
     return "site-packages" in where.parts or "dist-packages" in where.parts
 
 
+def worker_death(e: BaseException) -> BaseException | None:
+    """torch's "DataLoader worker (pid N) ..." error as jooci's error naming the file the worker
+    was reading; None for any other exception."""
+    if not isinstance(e, RuntimeError) or "DataLoader worker" not in str(e):
+        return None
+    from jooci.data.dataset import explain_worker_death
+
+    return explain_worker_death(e)
+
+
 def one_line(e: BaseException) -> str:
     """The message of ``e`` on one line (a ``KeyError``'s quotes and an empty message handled)."""
     text = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
@@ -64,6 +76,9 @@ def reports_errors(command: str) -> Callable[[Callable[..., int]], Callable[...,
             try:
                 return run(*args, **kwargs)
             except Exception as e:
+                died = worker_death(e)
+                if died is not None:
+                    return print_error(command, one_line(died))
                 if not is_input_error(e):
                     raise
                 status = print_error(command, one_line(e))

@@ -28,12 +28,22 @@ Decisions (see each class for details):
   and the utterance propagates. With ``max_bad=N`` up to N distinct bad files are logged, counted
   and returned as ``None`` (dropped by :func:`collate`, counted in ``Batch.num_skipped``); the
   next one raises. The count is per process (each DataLoader worker keeps its own).
+- **A DataLoader worker that dies** (SIGKILL from the out-of-memory killer, a crash inside a
+  decoder) takes its Python state with it, so each worker notes the item it is reading in a small
+  shared-memory table (:class:`ReadTracker`: pid, item, reading or not). torch's "DataLoader
+  worker (pid N) ..." error is turned into a :class:`WorkerDiedError` naming the file that worker
+  was reading (:func:`explain_worker_death`; the loader of :func:`make_loader` does it for errors
+  seen while fetching a batch, and the CLI for the same error raised anywhere else).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
+import signal
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -143,6 +153,7 @@ class AudioDataset(Dataset):
         self.epoch = 0
         self.max_bad = int(max_bad)
         self.bad_ids: set[str] = set()  # distinct utterances that failed to load in this process
+        self.tracker: ReadTracker | None = None  # set by track_workers (make_loader with workers)
 
         full = np.array([resampled_length(u.num_samples, u.sample_rate) for u in utterances], dtype=np.int64)
         label_sets = _normalise_labels(labels, label_rate, len(utterances))
@@ -205,8 +216,24 @@ class AudioDataset(Dataset):
         rng = np.random.default_rng((self.seed, epoch, index))
         return int(rng.integers(0, steps + 1)) * self.crop_hop
 
+    def track_workers(self, num_workers: int) -> ReadTracker:
+        """Have DataLoader workers note the item each is reading (see :class:`ReadTracker`);
+        called before the workers start (``make_loader`` does it when ``num_workers > 0``)."""
+        self.tracker = ReadTracker(num_workers, self)
+        return self.tracker
+
     def __getitem__(self, index: int) -> Example | None:
         """Load, check and crop item ``index``; ``None`` for a skipped bad file (``max_bad > 0``)."""
+        tracker = self.tracker
+        if tracker is None:
+            return self._getitem(index)
+        slot = tracker.start(index)
+        try:
+            return self._getitem(index)
+        finally:
+            tracker.done(slot)
+
+    def _getitem(self, index: int) -> Example | None:
         utt = self.utterances[index]
         expected = int(self.full_lengths[index])
         try:
@@ -287,6 +314,182 @@ def _check_label_lengths(name, rows, rate, full, utterances, tolerance) -> None:
         raise ValueError(f"label set {name!r} at {rate:g} Hz disagrees with the audio by more than "
                          f"{tolerance:g} s for {len(bad)} utterance(s) (wrong order or wrong file?): "
                          + "; ".join(bad[:_SHOWN]) + more)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead DataLoader workers
+
+
+class WorkerDiedError(RuntimeError):
+    """A DataLoader worker process died (killed by a signal or exited) without raising a Python
+    exception; the message names the file it was reading. ``path`` and ``utterance`` are None
+    when the worker was not reading one."""
+
+    def __init__(self, message: str, path: str | None = None, utterance: str | None = None):
+        super().__init__(message)
+        self.path, self.utterance = path, utterance
+
+
+_PID, _ITEM, _READING = range(3)
+_TRACKERS: weakref.WeakSet[ReadTracker] = weakref.WeakSet()  # every live tracker of this process
+
+
+class ReadTracker:
+    """Which item each DataLoader worker of one dataset is reading, in shared memory.
+
+    One row per worker id: (pid, item index, 1 while reading / 0 after), -1 before its first item.
+    A worker writes its own row at the start and end of every item, so a worker that dies leaves
+    behind what it was doing; the main process maps the pid in torch's error to that row.
+    A ``torch`` tensor in shared memory reaches the workers under every start method (inherited
+    on fork, passed as a shared-memory handle on spawn/forkserver).
+    """
+
+    def __init__(self, num_workers: int, dataset: AudioDataset):
+        if num_workers < 1:
+            raise ValueError(f"a ReadTracker needs num_workers >= 1, got {num_workers}")
+        self.rows = torch.full((num_workers, 3), -1, dtype=torch.int64).share_memory_()
+        self._dataset = weakref.ref(dataset)  # the main process's; workers only write rows
+        _TRACKERS.add(self)
+
+    def __getstate__(self):  # sent to spawned workers with the dataset: the rows only
+        return {"rows": self.rows}
+
+    def __setstate__(self, state):
+        self.rows = state["rows"]
+        self._dataset = lambda: None
+
+    def reset(self) -> None:
+        """Forget the last workers' rows (called before a new iterator starts its workers)."""
+        self.rows.fill_(-1)
+
+    def start(self, index: int) -> int | None:
+        """In a worker: note that item ``index`` is being read; returns the row (None outside a worker)."""
+        info = torch.utils.data.get_worker_info()
+        if info is None or info.id >= self.rows.shape[0]:
+            return None
+        row = self.rows[info.id]
+        row[_PID], row[_ITEM], row[_READING] = os.getpid(), index, 1
+        return info.id
+
+    def done(self, slot: int | None) -> None:
+        if slot is not None:
+            self.rows[slot, _READING] = 0
+
+    def explain(self, pid: int, reason: str) -> WorkerDiedError | None:
+        """The error for worker ``pid`` of this tracker's dataset, or None if it is not one of its workers."""
+        dataset = self._dataset()
+        if dataset is None:
+            return None
+        for worker, (row_pid, item, reading) in enumerate(self.rows.tolist()):
+            if row_pid != pid:
+                continue
+            utt = dataset.utterances[item]
+            where = "while reading" if reading == 1 else "after reading (between items)"
+            return WorkerDiedError(f"DataLoader worker {worker} (pid {pid}) died {where} {utt.path} "
+                                   f"(utterance {utt.id!r}): {reason}. Check the file, or leave it out of the manifest",
+                                   path=utt.path, utterance=utt.id)
+        return None
+
+
+_TORCH_WORKER = re.compile(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)\s*(.*)", re.S)
+
+
+def _reason(exitcode: int | None, torch_text: str) -> str:
+    """Why a worker died, in words, from its exit code (when known) or torch's own words."""
+    if exitcode is None:  # torch's SIGCHLD handler says "is killed by signal: Killed." / "exit code 3."
+        by_signal = re.search(r"killed by signal: ([^.]+)", torch_text)
+        code = re.search(r"exit code (\d+)", torch_text)
+        if by_signal and by_signal.group(1).strip() == "Killed":
+            exitcode = -signal.SIGKILL
+        elif code:
+            exitcode = int(code.group(1)) or None
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        if name == "SIGKILL":
+            return "it was killed by SIGKILL, most likely by the out-of-memory killer (is the file very long?)"
+        return f"it was killed by {name} (a crash in the file's decoder?)"
+    if exitcode is not None and exitcode > 0:
+        return f"it exited with status {exitcode} without raising an error (a crash in the file's decoder?)"
+    text = " ".join(torch_text.split()).split(". ")[0].rstrip(".")
+    return f"torch: the worker {text or 'exited unexpectedly'}"
+
+
+def explain_worker_death(error: BaseException, exit_codes: Mapping[int, int | None] | None = None
+                         ) -> WorkerDiedError | None:
+    """torch's error for a dead DataLoader worker ("DataLoader worker (pid N) is killed by signal:
+    Killed.", "... exited unexpectedly ...") as a :class:`WorkerDiedError` naming the file the
+    worker was reading; None for any other error, or for a worker of no tracked dataset.
+
+    torch raises this error from the batch fetch, or from its SIGCHLD handler at any point of the
+    main process, so callers that see the whole run (the CLI) call this too.
+
+    Args:
+        exit_codes: pid -> exit code of the loader's workers, where the caller knows them
+            (negative: killed by that signal), for a more precise reason than torch's message.
+    """
+    if isinstance(error, WorkerDiedError) or not isinstance(error, RuntimeError):
+        return None
+    match = _TORCH_WORKER.search(str(error))
+    if match is None:
+        return None
+    pids = [int(p) for p in re.findall(r"\d+", match.group(1))]
+    codes = exit_codes or {}
+    for pid in pids:
+        reason = _reason(codes.get(pid), match.group(2))
+        for tracker in list(_TRACKERS):
+            explained = tracker.explain(pid, reason)
+            if explained is not None:
+                return explained
+    shown = ", ".join(map(str, pids))
+    return WorkerDiedError(f"DataLoader worker (pid {shown}) died before reading any file: "
+                           f"{_reason(codes.get(pids[0]) if pids else None, match.group(2))}")
+
+
+class TrackedLoader(DataLoader):
+    """A DataLoader whose iterators report a dead worker as a :class:`WorkerDiedError` naming
+    the file it was reading (with ``num_workers == 0`` it is a plain DataLoader)."""
+
+    def __iter__(self):
+        tracker = getattr(self.dataset, "tracker", None)
+        if self.num_workers == 0 or tracker is None:
+            return super().__iter__()
+        tracker.reset()
+        return _ReportingIterator(super().__iter__())
+
+
+class _ReportingIterator:
+    def __init__(self, it):
+        self._it = it
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._it is None:  # shut down after a worker died
+            raise StopIteration
+        try:
+            return next(self._it)
+        except RuntimeError as e:
+            # torch's iterator keeps its worker processes in a private list; their exit codes
+            # (read if it is there) tell a SIGKILL from a crash.
+            workers = getattr(self._it, "_workers", None) or []
+            codes = {w.pid: w.exitcode for w in workers if getattr(w, "pid", None) is not None}
+            explained = explain_worker_death(e, codes)
+            if explained is None:
+                raise
+        # Shut the other workers down now: until torch's iterator is gone, its SIGCHLD handler
+        # raises the same error again at the next child process that exits, anywhere.
+        it, self._it = self._it, None
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        raise explained
+
+    def __len__(self) -> int:
+        return 0 if self._it is None else len(self._it)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,18 +767,21 @@ def make_loader(
 
     Call ``sampler.set_epoch(epoch)`` before each epoch (it sets the dataset's crop epoch too) and
     save ``sampler.state_dict(position=...)`` to resume. Workers are not persistent, so each epoch's
-    workers see the current epoch. ``pin_memory`` defaults to CUDA being available.
+    workers see the current epoch. ``pin_memory`` defaults to CUDA being available. With workers,
+    a worker that dies is reported as a :class:`WorkerDiedError` naming the file it was reading.
     """
     dataset = AudioDataset(utterances, min_samples=min_samples, max_samples=max_samples,
                            random_crop=random_crop, seed=seed, labels=labels, label_rate=label_rate,
                            max_bad=max_bad)
+    if num_workers > 0:
+        dataset.track_workers(num_workers)
     sampler = SecondsBatchSampler(dataset.lengths, max_seconds=max_seconds, shuffle=shuffle, seed=seed,
                                   num_replicas=world_size, rank=rank, drop_last=drop_last,
                                   bucket_size=bucket_size, epoch_callbacks=[dataset.set_epoch])
     # A private generator: every new iterator draws its workers' base seed from it, so starting an
     # epoch (or resuming) never consumes the global torch RNG that dropout uses — otherwise a
     # resumed run would drift from an uninterrupted one.
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+    loader = TrackedLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                         persistent_workers=False, generator=torch.Generator().manual_seed(seed))
     return loader, sampler
@@ -583,5 +789,6 @@ def make_loader(
 
 __all__ = [
     "AudioDataset", "Example", "Batch", "collate", "SecondsBatchSampler", "make_loader",
+    "ReadTracker", "TrackedLoader", "WorkerDiedError", "explain_worker_death",
     "PRETRAIN_MIN_SAMPLES", "PRETRAIN_MAX_SAMPLES", "LABEL_PAD", "DEFAULT_LABEL_NAME",
 ]
