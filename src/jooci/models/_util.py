@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     """``(B, max_len)`` bool, True at padding (position >= length)."""
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+_DROPOUT_LEVELS = 1 << 16
+
+
+def dropout(x: Tensor, p: float, active: bool) -> Tensor:
+    """Inverted dropout (``F.dropout``'s contract), with a cheaper mask on the CPU.
+
+    On the CPU, ``F.dropout`` draws one float per element through ``bernoulli_``, which costs
+    some 40 times the multiply it gates (a fifth of the small preset's Content step). Here each
+    element gets 16 random bits instead, taken from 64-bit draws of the global generator (so
+    ``torch.manual_seed`` and a saved RNG state reproduce the mask), and is dropped when they fall
+    below ``round(p * 2**16)``. The drop probability is that over ``2**16`` (0.1 -> 0.1000061) and
+    kept elements are scaled by its complement's inverse, so the output's expectation is ``x``
+    exactly, as with ``F.dropout``. On other devices ``F.dropout`` itself runs.
+    """
+    if not active or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, True)
+    threshold = round(p * _DROPOUT_LEVELS)
+    n = x.numel()
+    words = torch.randint(-(1 << 63), (1 << 63) - 1, ((n + 3) // 4,), dtype=torch.int64)
+    bits = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-2**15, 2**15)
+    keep = bits >= threshold - _DROPOUT_LEVELS // 2
+    return x * keep.to(x.dtype).mul_(_DROPOUT_LEVELS / (_DROPOUT_LEVELS - threshold))
 
 
 def check_lengths(x: Tensor, lengths: Tensor | None, name: str = "lengths") -> Tensor:

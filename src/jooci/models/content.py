@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jooci.models._util import dropout
 from jooci.models.transformer import TransformerConfig, TransformerEncoder
 
 
@@ -61,7 +61,7 @@ class ContentEncoder(nn.Module):
             LayerNorm) and every layer's output, 0 at padding.
         """
         x = self.projection(features)
-        x = F.dropout(x, self.cfg.projection_dropout, self.training and not deterministic)
+        x = dropout(x, self.cfg.projection_dropout, self.training and not deterministic)
         if mask is not None:
             if mask.shape != pad.shape:
                 raise ValueError(f"mask must have shape {tuple(pad.shape)}, got {tuple(mask.shape)}")

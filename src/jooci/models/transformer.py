@@ -3,7 +3,9 @@
 The parts are the fairseq ``TransformerEncoder`` / HF ``HubertEncoder`` ones, written as injected
 modules in torchaudio's style: a layer receives its attention and feed-forward modules, the encoder
 receives its positional embedding and layers. Attention runs through
-``torch.nn.functional.scaled_dot_product_attention`` with a key padding mask.
+``torch.nn.functional.scaled_dot_product_attention`` with a key padding mask, except where
+attention dropout is active on the CPU: there SDPA falls back to its unfused math path with
+``bernoulli_`` masks, and the same math is written out here with :func:`jooci.models._util.dropout`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from jooci.models._util import dropout
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,15 @@ class SelfAttention(nn.Module):
         def split(y: Tensor) -> Tensor:
             return y.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, D/h)
 
-        out = F.scaled_dot_product_attention(
-            split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x)),
-            attn_mask=attn_mask, dropout_p=self.dropout if dropout_active else 0.0)
+        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+        if dropout_active and self.dropout > 0 and x.device.type == "cpu":
+            scores = (q * (d // h) ** -0.5) @ k.transpose(-1, -2)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            out = dropout(scores.softmax(dim=-1), self.dropout, True) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                                 dropout_p=self.dropout if dropout_active else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
@@ -99,7 +109,7 @@ class FeedForward(nn.Module):
         self.activation_dropout = activation_dropout
 
     def forward(self, x: Tensor, dropout_active: bool) -> Tensor:
-        x = F.dropout(F.gelu(self.fc1(x)), self.activation_dropout, dropout_active)
+        x = dropout(F.gelu(self.fc1(x)), self.activation_dropout, dropout_active)
         return self.fc2(x)
 
 
@@ -117,9 +127,9 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: Tensor, attn_mask: Tensor | None, dropout_active: bool) -> Tensor:
         a = self.attention(x, attn_mask, dropout_active)
-        x = self.attention_norm(x + F.dropout(a, self.dropout, dropout_active))
+        x = self.attention_norm(x + dropout(a, self.dropout, dropout_active))
         f = self.feed_forward(x, dropout_active)
-        return self.final_norm(x + F.dropout(f, self.dropout, dropout_active))
+        return self.final_norm(x + dropout(f, self.dropout, dropout_active))
 
 
 class TransformerEncoder(nn.Module):
@@ -155,7 +165,7 @@ class TransformerEncoder(nn.Module):
         keep = (~pad)[..., None].to(x.dtype)
         x = x * keep  # padded frames must not leak into the pos-conv of valid ones
         x = self.layer_norm(x + self.pos_conv(x))
-        x = F.dropout(x, self.cfg.dropout, active)
+        x = dropout(x, self.cfg.dropout, active)
         # Keys at padding get no weight. A zero-length item would have no key at all (NaN rows in
         # SDPA): it attends to everything instead, and its output is zeroed below anyway.
         key_ok = ~pad | (~pad).sum(dim=1, keepdim=True).eq(0)
