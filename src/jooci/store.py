@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,10 +204,28 @@ class ShardWriter:
 
     def add(self, utt_id: str, features: Features) -> None:
         """Append one utterance: a ``(T, D)`` array, or ``{layer: (T, D)}`` for a per-layer shard."""
+        self.add_parts(utt_id, [features])
+
+    def add_parts(self, utt_id: str, parts: Iterable[Features]) -> None:
+        """Append one utterance given as consecutive row blocks (each as :meth:`add` takes it),
+        written as they come, so an utterance longer than memory allows is never held whole.
+        An exception while ``parts`` is consumed aborts the shard (its rows are half written)."""
         if self.closed:
             raise StoreError(f"{self.prefix}: shard already closed")
         if "\n" in str(utt_id) or "\r" in str(utt_id):
             raise ValueError(f"{self.prefix}: utterance id {utt_id!r} holds a line break")
+        n = 0
+        try:
+            for features in parts:
+                n += self._write_rows(utt_id, features, self.num_frames + n)
+        except BaseException:
+            self.abort()
+            raise
+        self.ids.append(str(utt_id))
+        self.lengths.append(n)
+        self._frames += n
+
+    def _write_rows(self, utt_id: str, features: Features, row: int) -> int:
         if self.layers is None:
             if isinstance(features, Mapping):
                 raise ValueError(f"{self.prefix}: a one-array shard takes an array, got a mapping")
@@ -225,7 +243,6 @@ class ShardWriter:
                                  f"({n}, {self.dim if self.dim is not None else 'D'})")
         if self.dim is None:
             self.dim = int(arrays[self.keys[0]].shape[1])
-        row = self.num_frames
         if self.expected_frames is not None:
             if row + n > self.expected_frames:
                 raise StoreError(f"{self.prefix}: {utt_id} brings the shard past its {self.expected_frames} frames")
@@ -239,9 +256,7 @@ class ShardWriter:
                 if k not in self._side:
                     self._side[k] = open(self._side_path(k), "wb")  # noqa: SIM115 (closed in close/abort)
                 self._side[k].write(np.ascontiguousarray(a).tobytes())
-        self.ids.append(str(utt_id))
-        self.lengths.append(n)
-        self._frames += n
+        return n
 
     def _side_path(self, k: int | None) -> Path:
         return self._tmp[k].with_name(self._tmp[k].name + ".rows.tmp")
@@ -465,9 +480,13 @@ class StoreWriter:
         self._open: ShardWriter | None = None
 
     def add(self, utt_id: str, features: Features) -> None:
+        self.add_parts(utt_id, [features])
+
+    def add_parts(self, utt_id: str, parts: Iterable[Features]) -> None:
+        """One utterance as consecutive row blocks (:meth:`ShardWriter.add_parts`)."""
         if self._open is None:
             self._open = ShardWriter(self.root / shard_name(len(self.shards)), layers=self.layers, dtype=self.dtype)
-        self._open.add(utt_id, features)
+        self._open.add_parts(utt_id, parts)
         self.dim = self._open.dim
         self.num_utterances += 1
         self.num_frames += self._open.lengths[-1]

@@ -79,7 +79,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jooci.audio import AudioError, AudioInfo, audio_info
+from jooci.audio import MIN_SAMPLES, AudioError, AudioInfo, audio_info, resampled_length
 from jooci.data.manifest import ManifestError, Utterance, not_utf8, write_manifest
 from jooci.fileio import atomic_write_text
 
@@ -156,13 +156,15 @@ class _Skips:
 
 
 def _read_headers(paths: dict[str, Path], corpus: str, skips: _Skips) -> dict[str, AudioInfo]:
-    """Header of every file in ``paths`` (id -> path); unreadable or empty files become skips."""
+    """Header of every file in ``paths`` (id -> path); unreadable, empty or too short files (fewer
+    samples than one CNN frame at 16 kHz) become skips naming the file. Only headers are read:
+    damage inside the samples (NaN/Inf) is found by whatever decodes the file later."""
     def one(item: tuple[str, Path]) -> tuple[str, AudioInfo | None, str | None]:
         uid, p = item
         try:
             return uid, audio_info(p), None
         except AudioError as e:
-            return uid, None, e.reason
+            return uid, None, f"{p}: {e.reason}"
 
     infos: dict[str, AudioInfo] = {}
     with ThreadPoolExecutor(_HEADER_THREADS) as ex:
@@ -172,7 +174,10 @@ def _read_headers(paths: dict[str, Path], corpus: str, skips: _Skips) -> dict[st
             if info is None:
                 skips.add("unreadable audio", f"{uid} ({err})")
             elif info.num_samples == 0:
-                skips.add("empty audio", uid)
+                skips.add("empty audio", f"{uid} ({info.path})")
+            elif resampled_length(info.num_samples, info.sample_rate) < MIN_SAMPLES:
+                skips.add(f"audio shorter than one frame ({MIN_SAMPLES} samples at 16 kHz)",
+                          f"{uid} ({info.path}: {info.num_samples} samples at {info.sample_rate} Hz)")
             else:
                 infos[uid] = info
     return infos
