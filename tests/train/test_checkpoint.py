@@ -124,3 +124,24 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_pa
                  str(tmp_path / "m.jsonl"), "--resume", "run.device=cpu", "data.num_workers=0"]) == 2
     err = capsys.readouterr().err
     assert err == f"jooci pretrain: error: {ckpt}: damaged or not this phase's checkpoint (no 'model' in it)\n"
+
+
+def test_a_killed_writers_folders_are_cleared_and_pruning_renames_aside(tmp_path, monkeypatch):
+    """A writer killed mid-save leaves `.step_N.tmp`, one killed mid-prune `.step_N.old`: the next
+    save removes both. Pruning renames a checkpoint aside before deleting it, so a delete cut
+    short never leaves a partial folder under a finished name."""
+    import os
+
+    m = _model()
+    for name in (".step_00000009.tmp", ".step_00000001.old"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        (tmp_path / "checkpoints" / name / "weights.safetensors").write_bytes(b"half")
+    save_checkpoint(tmp_path, 2, {"m": m}, {}, keep=1)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002"]
+
+    removed = []  # deletes that never happen, as in a writer killed before them
+    monkeypatch.setattr(shutil, "rmtree", lambda p, **k: removed.append(os.path.basename(p)))
+    save_checkpoint(tmp_path, 3, {"m": m}, {}, keep=1)
+    assert ".step_00000002.old" in removed and "step_00000002" not in removed
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [".step_00000002.old", "step_00000003"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000003"]  # the half-deleted one is no checkpoint

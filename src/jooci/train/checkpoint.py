@@ -11,7 +11,9 @@ A checkpoint is a folder ``RUN/checkpoints/step_XXXXXXXX/`` holding
 
 It is written into a temporary folder beside it and renamed (:func:`jooci.fileio.atomic_dir`),
 so a crash mid-write never leaves a checkpoint that looks finished; only the last ``keep`` are
-kept.
+kept. A pruned checkpoint is renamed aside (``.step_XXXXXXXX.old``) before it is deleted, so a
+crash mid-delete never leaves half a checkpoint under a finished name either; the next save
+clears what a killed writer left (one writer per run folder).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from jooci.fileio import atomic_dir
 
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+_LEFTOVER = re.compile(r"^\.step_\d{8}\.(tmp|old)$")  # atomic_dir's and pruning's temporary names
 
 
 class TrainStateError(Exception):
@@ -85,8 +88,13 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, modules: dict[str, to
         torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, tmp / "state.pt")
         (tmp / "meta.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "step": step,
                                                    "modules": sorted(modules)}, indent=1))
+    for left in final.parent.glob(".step_*"):  # temporary folders of a killed writer
+        if _LEFTOVER.match(left.name) and left.is_dir():
+            shutil.rmtree(left, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        aside = old.with_name(f".{old.name}.old")
+        os.replace(old, aside)
+        shutil.rmtree(aside, ignore_errors=True)
     return final
 
 

@@ -32,7 +32,7 @@ from jooci.audio import SAMPLE_RATE
 from jooci.configio import flatten_dotted, to_dict
 from jooci.data.dataset import Batch, make_loader
 from jooci.data.manifest import Utterance, read_manifest, write_manifest
-from jooci.fileio import atomic_dir
+from jooci.fileio import atomic_dir, atomic_write_text
 from jooci.losses.dino import DINOCenter, ema_update_
 from jooci.losses.regulariser import dann_lambda
 from jooci.losses.schedules import CosineSchedule
@@ -171,6 +171,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         except KeyError as e:  # a checkpoint written by another phase or version
             raise TrainStateError(f"{ckpt}: damaged or not this phase's checkpoint (no {e} in it)") from None
         log.info("%s: resumed from %s (step %d)", run_dir, ckpt.name, step)
+    if dist.is_main:
+        _trim_metrics(run_dir / "metrics.jsonl", step)
 
     # --- the loop -------------------------------------------------------------------------------
     autocast = _autocast(cfg, device)
@@ -529,6 +531,22 @@ def _tensorboard(run_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the records of steps up to ``step`` (where training starts now): a run killed after
+    its last checkpoint logged steps it will log again; a line cut off by the kill is dropped."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
 def _close(writer, metrics_file) -> None:
