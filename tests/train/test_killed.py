@@ -167,3 +167,28 @@ def test_killed_between_checkpoints_loses_at_most_one_interval(setup, tmp_path, 
     start = STEPS - ran
     assert start == 3 and done - start < EVERY  # lost: steps 4-5, less than one interval
     _same_as_uninterrupted(setup, run)
+
+
+@pytest.mark.skipif(__import__("multiprocessing").get_start_method() != "fork",
+                    reason="the poisoned load_audio reaches the workers by fork only")
+def test_a_dataloader_worker_killed_mid_file_is_one_line_naming_it(setup, tmp_path, monkeypatch, capsys):
+    """`jooci pretrain` with data.num_workers=1 whose worker is killed (SIGKILL, as by the
+    out-of-memory killer) while it reads one file: exit status 2 and one line naming that file,
+    wherever in the main process torch reports the dead worker (the fetch, or the step)."""
+    import jooci.data.dataset as D
+
+    bad = read_manifest(setup["manifest"])[2]
+    real, parent = D.load_audio, os.getpid()
+
+    def load(path, *a, **k):
+        if path == bad.path and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(D, "load_audio", load)
+    status = main([*_cli_args(setup, tmp_path / "run"), "data.num_workers=1"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("jooci pretrain: error:")]
+    assert len(lines) == 1, err
+    assert f"died while reading {bad.path} (utterance {bad.id!r}): it was killed by SIGKILL" in lines[0], lines[0]
