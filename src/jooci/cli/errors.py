@@ -62,9 +62,20 @@ def one_line(e: BaseException) -> str:
 
 
 def print_error(command: str, message: str) -> int:
-    """Print ``jooci COMMAND: error: MESSAGE`` to stderr; returns the exit status."""
+    """Print ``jooci COMMAND: error: MESSAGE`` to stderr, on a line of its own; returns the exit status."""
+    close_progress_bars()
     print(f"jooci {command}: error: {message}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def close_progress_bars() -> None:
+    """Close the tqdm bars an error left open (the exception's traceback keeps them alive), so the
+    error line starts a line of its own instead of continuing a bar's."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        bar.close()
 
 
 def reports_errors(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

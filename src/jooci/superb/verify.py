@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jooci.audio import SAMPLE_RATE, load_audio
+from jooci.audio import SAMPLE_RATE, AudioError, load_audio, resampled_length
 from jooci.data.corpora import Trial, read_trials
 from jooci.data.manifest import Utterance, read_manifest
 from jooci.fileio import atomic_dir, atomic_write_json
@@ -159,6 +159,17 @@ def embedder(source: str, layer: int | None = None, device: str = "cpu") -> Embe
     return model_embedder(source, layer, device)
 
 
+def _load_as_listed(utt: Utterance) -> np.ndarray:
+    """:func:`load_audio`, refusing a file that is not as long as its manifest record says (the
+    manifest then describes other audio: its trials are not to be trusted)."""
+    wav = load_audio(utt.path)
+    expected = resampled_length(utt.num_samples, utt.sample_rate)
+    if len(wav) != expected:
+        raise AudioError(utt.path, f"holds {len(wav)} samples at {SAMPLE_RATE} Hz, the manifest's num_samples "
+                                   f"{utt.num_samples} at {utt.sample_rate} Hz make {expected} (utterance {utt.id!r})")
+    return wav
+
+
 @torch.no_grad()
 def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float = 32.0) -> dict[str, Tensor]:
     """{id: (E,) float32 CPU embedding}, batching utterances of similar length."""
@@ -169,7 +180,7 @@ def embed_utterances(embed: EmbedFn, utts: list[Utterance], batch_seconds: float
         group = [order[i]]
         while i + len(group) < len(order) and (len(group) + 1) * order[i + len(group)].num_samples <= batch_seconds * SAMPLE_RATE:
             group.append(order[i + len(group)])
-        batch, lengths = pad_waveforms([load_audio(u.path) for u in group])
+        batch, lengths = pad_waveforms([_load_as_listed(u) for u in group])
         emb = embed(batch, lengths).float().cpu()
         out.update({u.id: emb[j] for j, u in enumerate(group)})
         i += len(group)
