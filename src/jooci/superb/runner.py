@@ -9,6 +9,13 @@ The runner owns data and logging; a task owns its head and metric. Steps:
 3. per task: LR sweep x epochs on cached features, dev-set selection, test score;
 4. the layer-wise probes (PR, SID), ``results.json`` and ``layer_weights.png``.
 
+A run killed mid-way keeps what it finished: the cache holds every extracted chunk, and each task
+(and probe) writes its result to ``OUT/tasks/TASK.json`` (``probe-TASK.json``) as soon as it ends,
+with a key over everything the result depends on (the model's fingerprint, the task's utterances,
+labels and trials, its settings, seed, layer selection, thread count). Run again with the same
+command, a task whose file holds the same key is taken from it instead of trained again (logged);
+a changed setting trains it anew.
+
 Results are reproducible for a seed (same machine, same thread count): heads, batch order and
 crops are seeded per task.
 """
@@ -16,6 +23,8 @@ crops are seeded per task.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import time
@@ -207,7 +216,7 @@ def _evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | di
     extraction_threads = torch.get_num_threads()
     if cfg.head_threads:
         torch.set_num_threads(cfg.head_threads)
-    results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings)
+    results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings, fingerprint)
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     doc = {
         "format_version": RESULTS_VERSION,
@@ -245,9 +254,41 @@ def _extract(module: nn.Module, info: UpstreamInfo, fingerprint: str, splits: di
     return n_new, needed, cache_root, t0
 
 
+def _task_key(task: str, sp: TaskSplits, cfg: EvalConfig, fingerprint: str, selected: list[int]) -> str:
+    """A hash of everything a task's result depends on (see the module docstring)."""
+    doc = {"format_version": RESULTS_VERSION, "task": task, "model": fingerprint,
+           "settings": dataclasses.asdict(cfg.tasks[task]), "seed": cfg.seed, "layers": selected,
+           "normalize": cfg.normalize, "head_threads": cfg.head_threads,
+           "utterances": {s: [dataclasses.asdict(u) for u in getattr(sp, s)] for s in ("train", "dev", "test")},
+           "trials": sp.trials, "dev_trials": sp.dev_trials}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _saved(path: Path, key: str) -> dict[str, Any] | None:
+    """The result saved at ``path`` by an earlier run, if it was computed for ``key``."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # damaged: computed again (and rewritten)
+        log.warning("%s: unreadable (%s: %s); computing it again", path, type(e).__name__, e)
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("result"), dict):
+        log.info("%s: computed for other settings, data or model; computing it again", path)
+        return None
+    return doc["result"]
+
+
+def _save(path: Path, key: str, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"key": key, "result": result}, indent=None)
+
+
 def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
-               selected: list[int], out: Path, timings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every task on cached features, then the probes."""
+               selected: list[int], out: Path, timings: dict[str, Any], fingerprint: str
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every task on cached features, then the probes; each result saved as it ends, and taken
+    from that file instead of trained again when an earlier run saved it for the same key."""
     writer = None
     if cfg.tensorboard and not available("tensorboard"):
         log.warning("no TensorBoard events: %s", missing_message("tensorboard"))
@@ -259,27 +300,40 @@ def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: d
     results: dict[str, Any] = {}
     task_objs: dict[str, Any] = {}
     timings["tasks_s"] = {}
+    timings["reused"] = []
     for t in splits:
         t0 = time.perf_counter()
         sp = _available(splits[t], bank, t)
+        key = _task_key(t, sp, cfg, fingerprint, selected)
+        path = out / "tasks" / f"{t}.json"
+        saved = _saved(path, key)
+        if saved is not None:
+            results[t] = saved
+            task_objs[t] = (sp, float(saved["lr"]), key)
+            timings["tasks_s"][t] = 0.0
+            timings["reused"].append(t)
+            log.info("%s: test %s %.2f (dev %.2f, lr %g), kept from an earlier run (%s)", t, saved["metric"],
+                     saved["value"], saved["dev_value"], saved["lr"], path)
+            continue
         view = FeatureView(bank, cfg.normalize, selected)
         task = _build_task(t, view, sp, cfg.tasks[t], len(selected), info.dim, cfg.normalize)
         result, _ = run_task(task, cfg.tasks[t], cfg.seed, names, (len(sp.train), len(sp.dev), len(sp.test)), writer)
         results[t] = dataclasses.asdict(result)
         results[t]["sources"] = sp.sources
-        task_objs[t] = (sp, result)
+        _save(path, key, results[t])
+        task_objs[t] = (sp, result.lr, key)
         timings["tasks_s"][t] = round(time.perf_counter() - t0, 2)
         log.info("%s: test %s %.2f (dev %.2f, lr %g) in %.1f s", t, result.metric, result.value, result.dev_value,
                  result.lr, timings["tasks_s"][t])
 
-    probes = _run_probes(cfg, info, bank, splits, task_objs, timings)
+    probes = _run_probes(cfg, info, bank, splits, task_objs, timings, out)
     if writer is not None:
         writer.close()
     return results, probes
 
 
 def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
-                task_objs: dict[str, Any], timings: dict[str, Any]) -> dict[str, Any]:
+                task_objs: dict[str, Any], timings: dict[str, Any], out: Path) -> dict[str, Any]:
     from jooci.superb.probe import probe_classifier, probe_pr
     from jooci.superb.tasks.pr import PRTask
     from jooci.superb.tasks.sid import SIDTask
@@ -292,16 +346,26 @@ def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: 
         if p not in splits:
             continue  # a probe needs its task's data; it runs only when the task was asked for
         t0 = time.perf_counter()
-        sp, result = task_objs[p]
+        sp, lr, task_key = task_objs[p]
+        key = hashlib.sha256(f"{task_key} probe {cfg.probe_epochs} {lr!r}".encode()).hexdigest()
+        path = out / "tasks" / f"probe-{p}.json"
+        saved = _saved(path, key)
+        if saved is not None:
+            probes[p] = saved
+            timings["probes_s"][p] = 0.0
+            timings["reused"].append(f"probe-{p}")
+            log.info("%s probe: kept from an earlier run (%s)", p, path)
+            continue
         settings = dataclasses.replace(cfg.tasks[p], epochs=cfg.probe_epochs,
                                        eval_every=max(1, cfg.probe_epochs // 3))
         if p == "pr":
             task = PRTask(view, sp, settings, len(all_layers), info.dim, cfg.normalize)
-            probes[p] = probe_pr(task, len(all_layers), settings, result.lr, cfg.seed)
+            probes[p] = probe_pr(task, len(all_layers), settings, lr, cfg.seed)
         else:
             task = SIDTask(view, sp, settings, len(all_layers), info.dim, cfg.normalize)
-            probes[p] = probe_classifier(task, len(all_layers), settings, result.lr, cfg.seed)
+            probes[p] = probe_classifier(task, len(all_layers), settings, lr, cfg.seed)
         probes[p]["layer_names"] = list(info.layer_names)
+        _save(path, key, probes[p])
         timings["probes_s"][p] = round(time.perf_counter() - t0, 2)
     return probes
 
