@@ -43,6 +43,7 @@ import math
 import os
 import re
 import signal
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -448,6 +449,23 @@ def explain_worker_death(error: BaseException, exit_codes: Mapping[int, int | No
                            f"{_reason(codes.get(pids[0]) if pids else None, match.group(2))}")
 
 
+def _explain_exit_codes(exit_codes: Mapping[int, int | None]) -> WorkerDiedError | None:
+    """The error for the first worker in ``exit_codes`` (pid -> exit code) that died, naming the
+    file it was reading; None when none of them has a non-zero exit code."""
+    for pid, code in exit_codes.items():
+        if code:
+            reason = _reason(code, "")
+            for tracker in list(_TRACKERS):
+                explained = tracker.explain(pid, reason)
+                if explained is not None:
+                    return explained
+            return WorkerDiedError(f"DataLoader worker (pid {pid}) died before reading any file: {reason}")
+    return None
+
+
+_EXIT_WAIT_S = 5.0  # how long a closed result pipe waits for its worker's exit code
+
+
 class TrackedLoader(DataLoader):
     """A DataLoader whose iterators report a dead worker as a :class:`WorkerDiedError` naming
     the file it was reading (with ``num_workers == 0`` it is a plain DataLoader)."""
@@ -472,21 +490,43 @@ class _ReportingIterator:
             raise StopIteration
         try:
             return next(self._it)
-        except RuntimeError as e:
-            # torch's iterator keeps its worker processes in a private list; their exit codes
-            # (read if it is there) tell a SIGKILL from a crash.
-            workers = getattr(self._it, "_workers", None) or []
-            codes = {w.pid: w.exitcode for w in workers if getattr(w, "pid", None) is not None}
-            explained = explain_worker_death(e, codes)
-            if explained is None:
-                raise
+        except (RuntimeError, EOFError, ConnectionError) as e:
+            error = e
+        try:
+            explained = self._explain(error)
+        except RuntimeError as again:  # torch's SIGCHLD handler, firing while the workers are read
+            explained = explain_worker_death(again, self._exit_codes())
+        if explained is None:
+            raise error
         # Shut the other workers down now: until torch's iterator is gone, its SIGCHLD handler
         # raises the same error again at the next child process that exits, anywhere.
         it, self._it = self._it, None
         shutdown = getattr(it, "_shutdown_workers", None)
         if shutdown is not None:
-            shutdown()
+            try:
+                shutdown()
+            except RuntimeError:  # the handler again, for the dead worker; shutdown's finally has run
+                pass
         raise explained
+
+    def _exit_codes(self) -> dict[int, int | None]:
+        # torch's iterator keeps its worker processes in a private list; their exit codes (read
+        # if it is there) tell a SIGKILL from a crash.
+        workers = getattr(self._it, "_workers", None) or []
+        return {w.pid: w.exitcode for w in workers if getattr(w, "pid", None) is not None}
+
+    def _explain(self, error: BaseException) -> WorkerDiedError | None:
+        if isinstance(error, RuntimeError):
+            return explain_worker_death(error, self._exit_codes())
+        # A worker that dies can show up first as its result pipe closing (EOFError,
+        # ConnectionResetError) while the process is not yet reaped, so neither torch nor its
+        # exit code knows yet: wait a moment for the exit code to say which worker it was.
+        deadline = time.monotonic() + _EXIT_WAIT_S
+        while True:
+            explained = _explain_exit_codes(self._exit_codes())
+            if explained is not None or time.monotonic() >= deadline:
+                return explained
+            time.sleep(0.02)
 
     def __len__(self) -> int:
         return 0 if self._it is None else len(self._it)
