@@ -10,7 +10,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv test test-slow test-gpu test-wheel demo bench clean
+.PHONY: venv test test-reliability test-slow test-gpu test-wheel demo bench clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: venv
 	$(PY) -m pytest -q
+
+test-reliability: venv
+	$(PY) -m pytest -q -m "slow and reliability"
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow

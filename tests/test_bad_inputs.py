@@ -166,7 +166,10 @@ def test_odd_audio_is_accepted(case, command, synth_corpus, model_dir, tmp_path,
     assert code == 0 and quiet(err), err
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=[] if c == "stereo_24bit_44k1" else pytest.mark.slow)
+RELIABILITY = [pytest.mark.slow, pytest.mark.reliability]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=[] if c == "stereo_24bit_44k1" else RELIABILITY)
                                   for c in sorted(ODD_AUDIO)])
 def test_odd_audio_pretrains(case, synth_corpus, model_dir, tmp_path, capsys):
     data = corpus_variant(synth_corpus, tmp_path / "data", replace_audio(ODD_AUDIO[case]))

@@ -169,6 +169,7 @@ def test_a_file_whose_length_is_not_the_manifests_is_skipped(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_a_three_hour_file_is_extracted_in_bounded_memory(tmp_path):
     """`jooci extract` on one 3-hour 16 kHz file (tiny preset, a subprocess): peak RSS is the
     waveform plus a bounded amount, not a function of attention over the whole file."""

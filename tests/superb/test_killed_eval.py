@@ -93,6 +93,7 @@ def test_evaluation_killed_mid_way_keeps_the_finished_tasks(corpus, resumed, spi
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_a_resumed_evaluation_equals_an_uninterrupted_one(corpus, resumed, spies, tmp_path):
     assert main(_args(corpus, tmp_path / "straight", resumed["cache"])) == 0
     straight = json.loads((tmp_path / "straight" / "results.json").read_text())

@@ -138,7 +138,7 @@ def _intact(setup, run: Path, step: int) -> None:
         assert all(torch.equal(modules[name][k], ref_modules[name][k]) for k in ref_modules[name]), name
 
 
-@pytest.mark.parametrize("cut", ["weights.safetensors", pytest.param("state.pt", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("cut", ["weights.safetensors", pytest.param("state.pt", marks=[pytest.mark.slow, pytest.mark.reliability])])
 def test_killed_while_writing_a_checkpoint_resumes_from_the_one_before(setup, tmp_path, monkeypatch, caplog, cut):
     run = tmp_path / "run"
     full = _run_and_kill(setup, run, "weights" if cut == "weights.safetensors" else "state", at=6)
