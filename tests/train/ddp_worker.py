@@ -4,8 +4,12 @@
 takes 2 utterances, a single process takes all 4), then one SGD update; rank 0 saves the
 parameters to OUT.
 
-``python ddp_worker.py nan OUT CORPUS LABELS``: a 4-step content run through the real loop
-where rank 1's loss is NaN at the second step.
+``python ddp_worker.py nan|nan-value OUT CORPUS LABELS``: a 4-step content run through the real
+loop where rank 1's loss is NaN at the second step: through the graph (``nan``: its gradients are
+NaN too, and the gradient all-reduce carries them to rank 0) or as a constant added to the loss
+(``nan-value``: gradients stay finite, so only the collective skip keeps the ranks together); each
+rank saves its final parameters to
+OUT/rank{R}.pt.
 """
 
 import math
@@ -15,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import jooci.train.loop as L
 from jooci.data.dataset import Batch
 from jooci.train import steps as S
 from jooci.train.config import load_config
@@ -58,20 +63,30 @@ def one_step(out: Path) -> None:
     shutdown(dist)
 
 
-def nan_run(out: Path, corpus: Path, labels: Path) -> None:
+def nan_run(out: Path, corpus: Path, labels: Path, through_graph: bool) -> None:
     dist = init_distributed("cpu")
     real_step = S.content_step
 
     def step_with_nan(model, batch, ctx):
         result = real_step(model, batch, ctx)
         if dist.rank == 1 and ctx.step == 1:
-            result.loss = result.loss * math.nan
+            result.loss = result.loss * math.nan if through_graph else result.loss + math.nan
         return result
 
     S.content_step = step_with_nan
+    built = []
+    real_build = L.build_phase_models
+
+    def build(*args, **kwargs):
+        model, *rest = real_build(*args, **kwargs)
+        built.append(model)
+        return (model, *rest)
+
+    L.build_phase_models = build
     cfg = load_config(None, [f"data.corpus={corpus}", "data.manifests=[all.jsonl]", "data.batch_seconds=4",
                              "schedule.content.steps=4", "run.log_every=1", "run.checkpoint_every=100"])
     train_phase(cfg, "content", out, PhaseInputs(labels=labels), dist, manifest=corpus / "all.jsonl", progress=False)
+    torch.save({k: v.detach().clone() for k, v in built[-1].state_dict().items()}, out / f"rank{dist.rank}.pt")
     shutdown(dist)
 
 
@@ -79,4 +94,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "step":
         one_step(Path(sys.argv[2]))
     else:
-        nan_run(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+        nan_run(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), through_graph=sys.argv[1] == "nan")
