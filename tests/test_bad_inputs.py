@@ -134,6 +134,27 @@ def test_bad_audio_is_one_line_naming_the_file(case, command, synth_corpus, mode
     assert_one_line_error(code, err, command, re.escape(bad), BAD_REASON[case])
 
 
+# Bad files whose header reads: pretrain meets them only when its loader reads the samples (the
+# others are refused, all listed at once, by the manifest check before the first step).
+FOUND_BY_THE_LOADER = ("inf", "nan")
+
+
+@pytest.mark.parametrize("case", FOUND_BY_THE_LOADER)
+def test_pretrain_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir, tmp_path, capsys, caplog):
+    """Under data.max_bad_files the file is skipped, logged once with its reason (though drawn in
+    several epochs) and counted; the run finishes. With the default limit 0 the same file stops the
+    run with one line (test_bad_audio_is_one_line_naming_the_file)."""
+    data = corpus_variant(synth_corpus, tmp_path / "data", replace_audio(BAD_AUDIO[case]))
+    caplog.set_level(logging.WARNING)
+    code, out, err = run(capsys, argv_for("pretrain", data, tmp_path / "out", model_dir, "data.max_bad_files=1",
+                                          "schedule.teacher.steps=3"))
+    assert code == 0 and quiet(err), err
+    bad = str(data / "bad_pretrain")
+    skips = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
+    assert len(skips) == 1 and "[1 of at most 1 bad files skipped]" in skips[0], skips
+    assert re.search(BAD_REASON[case], skips[0]), skips[0]
+
+
 @pytest.mark.parametrize("case", sorted(BAD_AUDIO))
 def test_extract_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir, tmp_path, capsys, caplog):
     """Under --max-skipped the file is skipped, logged with its reason, counted in the summary line

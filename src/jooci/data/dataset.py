@@ -263,6 +263,8 @@ class AudioDataset(Dataset):
         reason = f"{err.reason} (utterance {utt.id!r})"
         if self.max_bad == 0:
             raise AudioError(err.path, reason) from None
+        if utt.id in self.bad_ids:  # met again in a later epoch: skipped, already logged and counted
+            return None
         self.bad_ids.add(utt.id)
         if len(self.bad_ids) > self.max_bad:
             raise AudioError(err.path, f"{reason}; {len(self.bad_ids)} unloadable files in this process, "

@@ -51,6 +51,10 @@ class DataConfig:
     min_seconds: float = 1.0  # shorter utterances are skipped (counted, logged)
     crop_seconds: float = 4.0  # longer ones are randomly cropped to this
     num_workers: int = 0
+    # Unloadable audio files a process may skip (each logged with its reason and counted) before the
+    # run stops with an error naming the file; 0: the first one stops it. Counted per process (each
+    # DataLoader worker, each rank) and anew when a run resumes.
+    max_bad_files: int = 0
 
 
 @dataclass(frozen=True)

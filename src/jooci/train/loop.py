@@ -133,7 +133,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     loader, sampler = make_loader(
         utts, max_seconds=cfg.schedule.batch_seconds(phase, d), min_samples=int(d.min_seconds * SAMPLE_RATE),
         max_samples=int(d.crop_seconds * SAMPLE_RATE), labels=labels, label_rate=50 if labels else None,
-        num_workers=d.num_workers, seed=cfg.run.seed, rank=dist.rank, world_size=dist.world_size)
+        num_workers=d.num_workers, seed=cfg.run.seed, rank=dist.rank, world_size=dist.world_size,
+        max_bad=d.max_bad_files)
 
     # --- models ---------------------------------------------------------------------------------
     model, teacher, center = build_phase_models(cfg, phase, inputs)
@@ -315,7 +316,7 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
 # Settings that may change between a run and its resumption without changing what it trains:
 # where it runs and how often it logs or checkpoints.
 RESUMABLE_KEYS = ("run.device", "run.precision", "run.log_every", "run.checkpoint_every", "run.keep_checkpoints",
-                  "run.max_nonfinite", "run.cpu_onednn", "data.num_workers")
+                  "run.max_nonfinite", "run.cpu_onednn", "data.num_workers", "data.max_bad_files")
 
 
 def check_run_config(cfg: PretrainConfig, run_dir: Path, phase: str) -> None:
@@ -433,15 +434,17 @@ class _Stream:
         self._it = iter(loader)
 
     def __next__(self) -> Batch:
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            self.sampler.set_epoch(self.sampler.epoch + 1)
-            self.consumed = 0
-            self._it = iter(self.loader)
-            batch = next(self._it)
-        self.consumed += 1
-        return batch
+        while True:
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self.sampler.set_epoch(self.sampler.epoch + 1)
+                self.consumed = 0
+                self._it = iter(self.loader)
+                batch = next(self._it)
+            self.consumed += 1
+            if len(batch):  # a batch of skipped bad files only is passed over (no collective here)
+                return batch
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict(position=self.consumed)
