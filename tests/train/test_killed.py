@@ -117,9 +117,22 @@ def _resume(setup, run: Path, monkeypatch, caplog) -> int:
     return len(calls)
 
 
+def _tensorboard_losses(run: Path) -> list[tuple[int, float]]:
+    """(step, loss) of the content phase's TensorBoard events, as TensorBoard shows them (events a
+    resumed run purged are left out)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars("content/loss")]
+
+
 def _same_as_uninterrupted(setup, run: Path) -> None:
     straight = setup["straight"]
     assert _records(run) == _records(straight)  # every logged loss and metric of every step, exactly
+    shown = _tensorboard_losses(run)
+    assert [s for s, _ in shown] == sorted({s for s, _ in shown}), f"a step shown twice in TensorBoard: {shown}"
+    assert shown == _tensorboard_losses(straight)
     a = load_file(str(straight / "final" / "model.safetensors"))
     b = load_file(str(run / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -177,7 +177,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
 
     # --- the loop -------------------------------------------------------------------------------
     autocast = _autocast(cfg, device)
-    writer = _tensorboard(run_dir) if dist.is_main else None
+    writer = _tensorboard(run_dir, resumed_at=step) if dist.is_main else None
     metrics_file = open(run_dir / "metrics.jsonl", "a") if dist.is_main else None
     bar = _bar(sched.steps, step, phase, progress and dist.is_main)
     batches = _Stream(loader, sampler)
@@ -243,6 +243,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
             bar.set_postfix(loss=f"{loss_sum:.3f}")
 
         if step % cfg.run.checkpoint_every == 0 or step == sched.steps:
+            if writer is not None:  # every event up to the checkpoint is on disk before it
+                writer.flush()
             _checkpoint(run_dir, step, model, teacher if phase == "teacher" else None, optimizer,
                         batches, center, nonfinite_in_row, skipped, cfg, dist)
         if stop_after is not None and steps_this_call >= stop_after and step < sched.steps:
@@ -523,9 +525,10 @@ def _checkpoint(run_dir: Path, step: int, model: nn.Module, teacher: nn.Module |
     barrier(dist)
 
 
-def _tensorboard(run_dir: Path):
+def _tensorboard(run_dir: Path, resumed_at: int = 0):
     """A TensorBoard writer for ``run_dir``, or None without the tensorboard extra (metrics.jsonl
-    holds the same numbers)."""
+    holds the same numbers). A run resumed from its checkpoint of step ``resumed_at`` purges the
+    events a killed run logged after it (TensorBoard's ``purge_step``), so no step shows twice."""
     from jooci.extras import available, missing_message
 
     if not available("tensorboard"):
@@ -533,7 +536,7 @@ def _tensorboard(run_dir: Path):
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at + 1 if resumed_at else None)
 
 
 def _trim_metrics(path: Path, step: int) -> None:
