@@ -155,6 +155,19 @@ def test_pretrain_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir,
     assert re.search(BAD_REASON[case], skips[0]), skips[0]
 
 
+@pytest.mark.parametrize("case", FOUND_BY_THE_LOADER)
+def test_evaluate_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir, tmp_path, capsys, caplog):
+    """Under --max-skipped the file's utterance is skipped, logged with its reason and left out of
+    the task; without it (5 %) the same file stops the run with one line."""
+    data = corpus_variant(synth_corpus, tmp_path / "data", replace_audio(BAD_AUDIO[case]))
+    caplog.set_level(logging.WARNING)
+    code, out, err = run(capsys, argv_for("evaluate", data, tmp_path / "out", model_dir, "--max-skipped", "0.5"))
+    assert code == 0 and quiet(err), err
+    bad = str(data / "bad_test")
+    skips = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
+    assert len(skips) == 1 and re.search(BAD_REASON[case], skips[0]), skips
+
+
 @pytest.mark.parametrize("case", sorted(BAD_AUDIO))
 def test_extract_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir, tmp_path, capsys, caplog):
     """Under --max-skipped the file is skipped, logged with its reason, counted in the summary line

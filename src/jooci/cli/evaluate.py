@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"torch threads for extraction (default {THREADS}, as in Python: fastest on a "
                              "shared 2-core machine; raise on many cores)")
+    parser.add_argument("--max-skipped", type=float, default=0.05,
+                        help="share of utterances with unreadable audio that may be skipped (logged, counted, left "
+                             "out of the tasks) before the run stops naming them (default 0.05)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = runner.EvalConfig(seed=args.seed, layers=args.layers, normalize=args.normalize, tasks=settings,
                             probes=() if args.no_probes else runner.PROBE_TASKS, cache_dir=args.cache,
                             lexicon=args.lexicon, er_fold=args.er_fold, device=args.device, threads=args.threads,
-                            progress=not args.no_progress)
+                            max_skipped=args.max_skipped, progress=not args.no_progress)
     model = args.model if args.model == FBANK else Path(args.model)
     doc = runner.evaluate(model, data, tasks, args.out, cfg)
     print(runner.summary_table(doc))

@@ -150,12 +150,12 @@ def _open_chunk(chunk: Path, layers: Sequence[int]) -> FeatureStore | None:
 
 
 def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterances: Sequence[Utterance],
-                    batch_seconds: float = 60.0, progress: bool = True) -> int:
+                    batch_seconds: float = 60.0, progress: bool = True, max_skipped: float = 0.05) -> int:
     """Extract the utterances the cache under ``root`` lacks (all layers) into a new chunk.
 
     Returns the number extracted. Unreadable files are skipped by ``extract_to_shards`` (logged,
-    fatal past 5 %: :class:`jooci.store.TooManySkippedError`); they stay missing and the tasks
-    leave them out.
+    fatal past ``max_skipped`` of the utterances: :class:`jooci.store.TooManySkippedError`); they
+    stay missing and the tasks leave them out.
     """
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(root / "upstream.json", asdict(info), indent=1)
@@ -178,5 +178,5 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
     utts = [Utterance(id=str(i), path=todo[key].path, num_samples=todo[key].num_samples,
                       sample_rate=todo[key].sample_rate) for i, key in enumerate(keys)]
     extract_to_shards(module, utts, chunk, layers=None, batch_seconds=batch_seconds, progress=progress,
-                      shard_size=len(utts) + 1, dtype="float16")
+                      shard_size=len(utts) + 1, dtype="float16", max_skipped=max_skipped)
     return len(utts)

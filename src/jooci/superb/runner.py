@@ -77,6 +77,8 @@ class EvalConfig:
     while heads train. Both default to 1: on a 2-core machine shared with another job, 2 threads
     made extraction 4x and head training up to 15x slower than 1 (thread hand-offs); on an idle
     machine 2 threads gain less than 2x. Set them higher on a dedicated many-core machine.
+    max_skipped: share of the utterances whose audio may be unreadable (skipped, logged, counted,
+    left out of the tasks) before the run stops naming them.
     """
 
     seed: int = 0
@@ -87,6 +89,7 @@ class EvalConfig:
     probe_epochs: int = 15
     cache_dir: str | None = None
     batch_seconds: float = 16.0
+    max_skipped: float = 0.05
     lexicon: str | None = None
     er_fold: int = 1
     device: str = "cpu"
@@ -250,7 +253,7 @@ def _extract(module: nn.Module, info: UpstreamInfo, fingerprint: str, splits: di
     cache_root = Path(cfg.cache_dir or out / "cache") / fingerprint
     t0 = time.perf_counter()
     needed = [u for s in splits.values() for u in s.all()]
-    n_new = extract_missing(module, info, cache_root, needed, cfg.batch_seconds, cfg.progress)
+    n_new = extract_missing(module, info, cache_root, needed, cfg.batch_seconds, cfg.progress, cfg.max_skipped)
     return n_new, needed, cache_root, t0
 
 
