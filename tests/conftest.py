@@ -1,6 +1,7 @@
 """Fixtures shared by every test folder."""
 
 import pytest
+import torch
 
 from jooci.data.manifest import read_manifest, write_manifest
 from jooci.data.synth import SynthConfig, synthesize
@@ -16,3 +17,12 @@ def synth_corpus(tmp_path_factory):
         utts += read_manifest(root / f"{split}.jsonl", check_durations=False)
     write_manifest(utts, root / "all.jsonl")
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny models on a shared 2-core machine run fastest so."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,11 +10,7 @@ so the rerun's results equal the uninterrupted run's exactly (apart from the sec
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ import pytest
 import jooci.superb.probe as probe
 import jooci.superb.runner as runner
 from jooci.cli import main
+from processes import kill_when_ready
 
 WORKER = Path(__file__).with_name("eval_kill_worker.py")
 
@@ -32,23 +29,8 @@ def _args(corpus, out: Path, cache: Path, *extra: str) -> list[str]:
 
 
 def _kill_after_first_task(args: list[str], tmp_path: Path) -> str:
-    ready, log_path = tmp_path / "ready", tmp_path / "child.log"
-    with open(log_path, "w") as log:
-        child = subprocess.Popen([sys.executable, str(WORKER), str(ready), "--", *args], stdout=log,
-                                 stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 300  # a guard against a hang, not a speed check
-            while not ready.exists():
-                assert child.poll() is None, f"the child ended (status {child.returncode}): {log_path.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, "the child never reached its second task"
-                time.sleep(0.05)
-            os.kill(child.pid, signal.SIGKILL)
-            assert child.wait(timeout=60) == -signal.SIGKILL
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    return ready.read_text()
+    return kill_when_ready([sys.executable, str(WORKER), str(tmp_path / "ready"), "--", *args], tmp_path / "ready",
+                           tmp_path / "child.log", "its second task")
 
 
 def _without_seconds(tasks: dict) -> dict:

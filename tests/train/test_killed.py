@@ -13,9 +13,7 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from jooci.train.checkpoint import list_checkpoints, load_checkpoint
 from jooci.train.config import load_config
 from jooci.train.distributed import DistInfo
 from jooci.train.loop import PhaseInputs, train_phase
+from processes import kill_when_ready
 
 STEPS, EVERY = 8, 3  # checkpoints at steps 3, 6 and 8
 OVERRIDES = ["data.batch_seconds=4", "data.crop_seconds=2", f"schedule.content.steps={STEPS}",
@@ -41,11 +40,8 @@ TIMING = "audio_seconds_per_second"  # the one logged value that is a clock read
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +73,8 @@ def _run_and_kill(setup, run: Path, hook: str, at: int) -> int:
     """Start the CLI in a child process with ``hook``, wait until it stops there, SIGKILL it.
     Returns what the hook wrote into its ready file (the full size of the file cut in half)."""
     ready = run.parent / f"{run.name}.ready"
-    log = open(run.parent / f"{run.name}.log", "w")
-    child = subprocess.Popen([sys.executable, str(WORKER), hook, str(at), str(ready), "--", *_cli_args(setup, run)],
-                             stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 300  # a guard against a hang, not a speed check
-        while not ready.exists():
-            assert child.poll() is None, f"the child ended (status {child.returncode}) before its hook: " + \
-                (run.parent / f"{run.name}.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the child never reached its hook"
-            time.sleep(0.05)
-        time.sleep(0.05)  # the ready file is written in one call; let it land whole
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        log.close()
-    return int(ready.read_text())
+    cmd = [sys.executable, str(WORKER), hook, str(at), str(ready), "--", *_cli_args(setup, run)]
+    return int(kill_when_ready(cmd, ready, run.parent / f"{run.name}.log", "its hook"))
 
 
 def _records(run: Path) -> dict[int, dict]:
