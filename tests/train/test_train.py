@@ -449,3 +449,41 @@ def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_co
     assert run_pretrain(args) == 2
     assert "--phase phase1 needs --teacher FOLDER" in capsys.readouterr().err
     assert not (tmp_path / "p1").exists()
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_log_file_gets_one_plain_line_per_record(run, tmp_path, monkeypatch, caplog, terminal):
+    """Under a batch scheduler (stderr not a terminal) each metrics record is also one plain log
+    line with the step, the losses, the throughput and an ETA; a terminal gets the progress bar."""
+    import logging
+
+    import jooci.train.loop as L
+
+    monkeypatch.setattr(L, "_is_terminal", lambda: terminal)
+    cfg = _cfg(run["manifest"].parent, "schedule.content.steps=4", "run.log_every=2")
+    with caplog.at_level(logging.INFO, logger="jooci.train.loop"):
+        out = train_phase(cfg, "content", tmp_path / "c", PhaseInputs(labels=run["labels"]), DistInfo(),
+                          manifest=run["manifest"], progress=True)
+    lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage() and "ETA" in r.getMessage()]
+    if terminal:
+        assert lines == []
+        return
+    records = _losses(out.parent)
+    assert [line.split()[2] for line in lines] == [f"{s}/4" for s in (1, 2, 4)] and len(records) == 3
+    assert lines[0].startswith("content step 1/4 (25 %): loss ")
+    assert f"loss {records[1]:.4g}" in lines[1] and "audio-s/s" in lines[1] and lines[-1].endswith("ETA 0:00:00")
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-progress"]])
+def test_jooci_pretrain_logs_plain_progress_unless_told_not_to(run, tmp_path, caplog, flag):
+    import logging
+
+    from jooci.cli import main
+
+    argv = ["pretrain", "--config", "tiny", "--phase", "content", "--manifest", str(run["manifest"]),
+            "--labels", str(run["labels"]), "--out", str(tmp_path / "c"), *flag,
+            "schedule.content.steps=2", "run.log_every=1"]
+    with caplog.at_level(logging.INFO, logger="jooci.train.loop"):
+        assert main(argv) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("content step ")]
+    assert len(lines) == (0 if flag else 2), lines

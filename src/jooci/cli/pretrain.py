@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", type=Path, default=None, help="--phase phase1/phase2: teacher folder")
     p.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue from it "
                    "(runs always resume automatically when one is there)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal) or plain progress lines (in a log file)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. schedule.phase2.steps=500")
 
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(config_file(args.config), args.overrides)
     final = pretrain(cfg, args.out, phase=None if args.all else args.phase, manifest=args.manifest,
-                     labels=args.labels, init=args.init, teacher=args.teacher, resume=args.resume)
+                     labels=args.labels, init=args.init, teacher=args.teacher, resume=args.resume,
+                     progress=not args.no_progress)
     if final is not None:
         print(f"model: {final}")
     return 0

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,11 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     autocast = _autocast(cfg, device)
     writer = _tensorboard(run_dir, resumed_at=step) if dist.is_main else None
     metrics_file = open(run_dir / "metrics.jsonl", "a") if dist.is_main else None
-    bar = _bar(sched.steps, step, phase, progress and dist.is_main)
+    # A terminal gets a progress bar; a log file (a batch scheduler's) gets one plain line per record.
+    interactive = _is_terminal()
+    bar = _bar(sched.steps, step, phase, progress and dist.is_main and interactive)
+    plain = progress and dist.is_main and not interactive
+    t_start, first_step = time.perf_counter(), step
     batches = _Stream(loader, sampler)
     reduce = (lambda t: all_reduce_sum_(t, dist)) if dist.distributed else None
     steps_this_call = 0
@@ -241,6 +246,8 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
                 if k != "step" and writer is not None:
                     writer.add_scalar(f"{phase}/{k}", v, step)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
+            if plain:
+                log.info("%s", _progress_line(phase, record, sched.steps, (now - t_start) / (step - first_step)))
 
         if step % cfg.run.checkpoint_every == 0 or step == sched.steps:
             if writer is not None:  # every event up to the checkpoint is on disk before it
@@ -560,6 +567,21 @@ def _close(writer, metrics_file) -> None:
         writer.close()
     if metrics_file is not None:
         metrics_file.close()
+
+
+def _is_terminal() -> bool:
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
+def _progress_line(phase: str, record: dict[str, Any], total: int, seconds_per_step: float) -> str:
+    """One plain progress line: step, every loss and metric, throughput, ETA at the pace so far."""
+    step = record["step"]
+    skip = {"step", "lr", "grad_norm", "skipped_steps", "audio_seconds_per_second"}
+    values = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in skip)
+    left = int(round(seconds_per_step * (total - step)))
+    eta = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+    return (f"{phase} step {step}/{total} ({100 * step / total:.0f} %): {values} | lr {record['lr']:.3g} "
+            f"| {record['audio_seconds_per_second']:.0f} audio-s/s | ETA {eta}")
 
 
 def _bar(total: int, initial: int, phase: str, enabled: bool):

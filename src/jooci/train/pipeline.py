@@ -104,12 +104,14 @@ def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, pro
 def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None = None,
              manifest: str | os.PathLike | None = None, labels: str | os.PathLike | None = None,
              init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None,
-             resume: bool = False) -> Path | None:
+             resume: bool = False, progress: bool = True) -> Path | None:
     """``jooci pretrain``: every stage into ``out`` (``phase=None``, :func:`run_all`) or one phase
     with its inputs (``manifest``, ``labels``, ``init``, ``teacher``; :func:`train_phase`).
 
     ``resume``: require a checkpoint (or a finished stage) in ``out``. An unusable teacher is
-    refused before any training. Returns the model folder on the main rank, None on the others.
+    refused before any training. ``progress``: a progress bar on a terminal, one plain log line
+    per metrics record otherwise (a batch scheduler's log); False: neither. Returns the model
+    folder on the main rank, None on the others.
 
     Raises:
         ValueError: ``resume`` without a checkpoint, a missing or unusable teacher.
@@ -132,9 +134,10 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None =
     dist = init_distributed(cfg.run.device)
     try:
         if phase is None:
-            final = run_all(cfg, out, dist)
+            final = run_all(cfg, out, dist, progress=progress)
         else:
-            final = train_phase(cfg, phase, out, PhaseInputs(labels, init, teacher), dist, manifest=manifest)
+            final = train_phase(cfg, phase, out, PhaseInputs(labels, init, teacher), dist, manifest=manifest,
+                                progress=progress)
     finally:
         shutdown(dist)
     return final if dist.is_main else None
