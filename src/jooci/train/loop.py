@@ -543,7 +543,15 @@ def _tensorboard(run_dir: Path, resumed_at: int = 0):
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at + 1 if resumed_at else None)
+    folder = run_dir / "tensorboard"
+    if resumed_at:
+        # TensorBoard reads event files in name order, and a name starts with its whole second of
+        # creation: the new file must sort after the killed run's for its purge to apply to them.
+        stamps = [int(p.name.split(".")[3]) for p in folder.glob("events.out.tfevents.*")
+                  if p.name.split(".")[3].isdigit()]
+        while stamps and int(time.time()) <= max(stamps):
+            time.sleep(0.05)
+    return SummaryWriter(str(folder), purge_step=resumed_at + 1 if resumed_at else None)
 
 
 def _trim_metrics(path: Path, step: int) -> None:
