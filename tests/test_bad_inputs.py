@@ -158,7 +158,8 @@ def test_pretrain_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir,
 @pytest.mark.parametrize("case", FOUND_BY_THE_LOADER)
 def test_evaluate_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir, tmp_path, capsys, caplog):
     """Under --max-skipped the file's utterance is skipped, logged with its reason and left out of
-    the task; without it (5 %) the same file stops the run with one line."""
+    the task (logged too); with the default limit (5 %) the same file stops the run with one line
+    (test_bad_audio_is_one_line_naming_the_file)."""
     data = corpus_variant(synth_corpus, tmp_path / "data", replace_audio(BAD_AUDIO[case]))
     caplog.set_level(logging.WARNING)
     code, out, err = run(capsys, argv_for("evaluate", data, tmp_path / "out", model_dir, "--max-skipped", "0.5"))
@@ -166,6 +167,8 @@ def test_evaluate_skips_bad_audio_under_its_limit(case, synth_corpus, model_dir,
     bad = str(data / "bad_test")
     skips = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
     assert len(skips) == 1 and re.search(BAD_REASON[case], skips[0]), skips
+    left_out = [r.getMessage() for r in caplog.records if "utterance(s) left out" in r.getMessage()]
+    assert left_out == ["asv: 1 test utterance(s) left out (unreadable audio, see the cache index.json)"], left_out
 
 
 @pytest.mark.parametrize("case", sorted(BAD_AUDIO))
@@ -421,3 +424,11 @@ def test_the_parser_defaults_agree_with_the_library():
     add_arguments(p)
     args = p.parse_args(["--model", "m", "--manifest", "x", "--out", "o"])
     assert (args.chunk_seconds, args.context_seconds) == (CHUNK_SECONDS, CONTEXT_SECONDS)
+
+    from jooci.cli import evaluate
+    from jooci.superb.runner import EvalConfig
+
+    p = argparse.ArgumentParser()
+    evaluate.add_arguments(p)
+    args = p.parse_args(["--model", "m", "--data", "d", "--out", "o"])
+    assert args.max_skipped == EvalConfig().max_skipped

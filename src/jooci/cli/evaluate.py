@@ -12,6 +12,7 @@ from jooci.cli.errors import reports_errors
 # jooci.superb.runner's TASKS and EvalConfig.threads (tests/test_cli.py checks they agree).
 TASKS = ("pr", "asr", "sid", "asv", "er")
 THREADS = 1
+MAX_SKIPPED = 0.05  # EvalConfig.max_skipped (not imported here: the parser is built without torch)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"torch threads for extraction (default {THREADS}, as in Python: fastest on a "
                              "shared 2-core machine; raise on many cores)")
-    parser.add_argument("--max-skipped", type=float, default=0.05,
+    parser.add_argument("--max-skipped", type=float, default=MAX_SKIPPED,
                         help="share of utterances with unreadable audio that may be skipped (logged, counted, left "
-                             "out of the tasks) before the run stops naming them (default 0.05)")
+                             f"out of the tasks) before the run stops naming them (default {MAX_SKIPPED})")
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -441,14 +441,21 @@ def explain_worker_death(error: BaseException, exit_codes: Mapping[int, int | No
     pids = [int(p) for p in re.findall(r"\d+", match.group(1))]
     codes = exit_codes or {}
     for pid in pids:
-        reason = _reason(codes.get(pid), match.group(2))
-        for tracker in list(_TRACKERS):
-            explained = tracker.explain(pid, reason)
-            if explained is not None:
-                return explained
+        explained = _explain_pid(pid, _reason(codes.get(pid), match.group(2)))
+        if explained is not None:
+            return explained
     shown = ", ".join(map(str, pids))
     return WorkerDiedError(f"DataLoader worker (pid {shown}) died before reading any file: "
                            f"{_reason(codes.get(pids[0]) if pids else None, match.group(2))}")
+
+
+def _explain_pid(pid: int, reason: str) -> WorkerDiedError | None:
+    """The error naming the file worker ``pid`` was reading, from the tracked dataset that knows it."""
+    for tracker in list(_TRACKERS):
+        explained = tracker.explain(pid, reason)
+        if explained is not None:
+            return explained
+    return None
 
 
 def _explain_exit_codes(exit_codes: Mapping[int, int | None]) -> WorkerDiedError | None:
@@ -457,11 +464,8 @@ def _explain_exit_codes(exit_codes: Mapping[int, int | None]) -> WorkerDiedError
     for pid, code in exit_codes.items():
         if code:
             reason = _reason(code, "")
-            for tracker in list(_TRACKERS):
-                explained = tracker.explain(pid, reason)
-                if explained is not None:
-                    return explained
-            return WorkerDiedError(f"DataLoader worker (pid {pid}) died before reading any file: {reason}")
+            return _explain_pid(pid, reason) or WorkerDiedError(
+                f"DataLoader worker (pid {pid}) died before reading any file: {reason}")
     return None
 
 

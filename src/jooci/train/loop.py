@@ -323,7 +323,7 @@ def build_phase_models(cfg: PretrainConfig, phase: Phase, inputs: PhaseInputs
 
 
 # Settings that may change between a run and its resumption without changing what it trains:
-# where it runs and how often it logs or checkpoints.
+# where it runs, how often it logs or checkpoints, how many bad files it may skip.
 RESUMABLE_KEYS = ("run.device", "run.precision", "run.log_every", "run.checkpoint_every", "run.keep_checkpoints",
                   "run.max_nonfinite", "run.cpu_onednn", "data.num_workers", "data.max_bad_files")
 
