@@ -2,19 +2,26 @@
 
 The runner owns data and logging; a task owns its head and metric. Steps:
 
-1. load the upstream (a jooci model folder, or ``fbank``) and resolve every task's splits,
-   checking labels and trial lists *before* any extraction;
+1. load the upstream (a jooci model folder, a Hugging Face transformers folder:
+   :mod:`jooci.superb.hf`, or ``fbank``) and resolve every task's splits, checking labels and
+   trial lists *before* any extraction;
 2. extract the hidden states of every needed utterance once, into the on-disk cache (float16,
    one array per layer; reused by later runs and tasks);
-3. per task: LR sweep x epochs on cached features, dev-set selection, test score;
+3. per task: LR sweep x epochs on cached features, dev-set selection, test score; heads train on
+   ``EvalConfig.device`` when it is a CUDA device, else on the CPU;
 4. the layer-wise probes (PR, SID), ``results.json`` and ``layer_weights.png``.
+
+``results.json`` is written (atomically) as each task and probe ends, with ``"complete": false``
+and the tasks finished so far, and once more at the end with ``"complete": true``: a run killed
+mid-way leaves a valid ``results.json`` holding what it finished.
 
 A run killed mid-way keeps what it finished: the cache holds every extracted chunk, and each task
 (and probe) writes its result to ``OUT/tasks/TASK.json`` (``probe-TASK.json``) as soon as it ends,
 with a key over everything the result depends on (the model's fingerprint, the task's utterances,
 labels and trials, its settings, seed, layer selection, thread count). Run again with the same
 command, a task whose file holds the same key is taken from it instead of trained again (logged);
-a changed setting trains it anew.
+a changed setting trains it anew. Heads trained on a GPU add the device to the key (their results
+differ from the CPU's in the last digits); on the CPU the key is as it always was.
 
 Results are reproducible for a seed (same machine, same thread count): heads, batch order and
 crops are seeded per task.
@@ -29,6 +36,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +53,7 @@ from jooci.superb.tasks.common import FeatureView, TaskSettings, run_task
 
 log = logging.getLogger(__name__)
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 1  # results.json's format; "complete" and "tasks_requested" were added within it
 TASKS = ("pr", "asr", "sid", "asv", "er")
 PROBE_TASKS = ("pr", "sid")
 
@@ -78,7 +86,9 @@ class EvalConfig:
     made extraction 4x and head training up to 15x slower than 1 (thread hand-offs); on an idle
     machine 2 threads gain less than 2x. Set them higher on a dedicated many-core machine.
     max_skipped: share of the utterances whose audio may be unreadable (skipped, logged, counted,
-    left out of the tasks) before the run stops naming them.
+    left out of the tasks) before the run stops naming them. device: where the upstream extracts
+    features, and, when it is a CUDA device, where the task heads train (the probes stay on the
+    CPU); any other device trains heads on the CPU.
     """
 
     seed: int = 0
@@ -157,18 +167,22 @@ def evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | dic
     """Evaluate a frozen upstream on SUPERB-style tasks; writes and returns ``results.json``'s content.
 
     Args:
-        model: ``"fbank"``, a jooci model folder, or a loaded JOOCI / HuBERTBaseline (kept frozen:
-            only its features are read, in eval mode).
+        model: ``"fbank"``, a jooci model folder, a Hugging Face transformers folder
+            (``HubertModel`` / ``WavLMModel`` / ``Wav2Vec2Model`` written by ``save_pretrained``:
+            :mod:`jooci.superb.hf`), or a loaded JOOCI / HuBERTBaseline (kept frozen: only its
+            features are read, in eval mode).
         data: a manifest folder for every task, or {task: folder} (e.g. LibriSpeech for pr/asr,
             VoxCeleb1 for sid/asv, IEMOCAP for er).
         tasks: any of "pr", "asr", "sid", "asv", "er".
-        out_dir: gets ``results.json``, ``layer_weights.png``, ``tensorboard/`` (and ``cache/``
-            unless ``config.cache_dir`` is set).
+        out_dir: gets ``results.json`` (rewritten as each task ends, module docstring),
+            ``layer_weights.png``, ``tensorboard/`` (and ``cache/`` unless ``config.cache_dir`` is set).
         config: :class:`EvalConfig` (defaults if None).
 
     Raises:
         TaskDataError: a task's data is missing, lacks its labels, or names unknown utterances.
-        ValueError: an unknown task or layer selection.
+        ValueError: an unknown task or layer selection, a layer selection the model has no
+            states for, or a ``model`` folder that is neither a jooci nor a supported transformers
+            folder (:class:`jooci.superb.hf.UpstreamError`).
     """
     cfg = config or EvalConfig()
     tasks = list(dict.fromkeys(tasks))
@@ -219,25 +233,36 @@ def _evaluate(model: str | os.PathLike | nn.Module, data: str | os.PathLike | di
     extraction_threads = torch.get_num_threads()
     if cfg.head_threads:
         torch.set_num_threads(cfg.head_threads)
-    results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings, fingerprint)
+    model_doc = {"name": info.name, "kind": info.kind, "path": str(model) if not isinstance(model, nn.Module) else None,
+                 "num_parameters": info.num_parameters, "layer_names": list(info.layer_names),
+                 "n_content": info.n_content, "n_other": info.n_other, "dim": info.dim, "fingerprint": fingerprint}
+    if info.reading is not None:
+        model_doc["hf"] = dict(info.reading)
+
+    def write(results: dict[str, Any], probes: dict[str, Any], complete: bool) -> dict[str, Any]:
+        doc = {
+            "format_version": RESULTS_VERSION,
+            "complete": complete,
+            "model": model_doc,
+            "data": {t: str(folders[t].root) for t in tasks},
+            "tasks_requested": list(tasks),
+            "layer_selection": cfg.layers,
+            "selected_layers": [info.layer_names[i] for i in selected],
+            "eer_definition": EER_DEFINITION,
+            "min_dcf_p_targets": list(P_TARGETS),
+            "config": cfg.to_dict(),
+            "tasks": results,
+            "probes": probes,
+            "timings": timings,
+            "threads": {"extraction": extraction_threads, "heads": torch.get_num_threads()},
+        }
+        _write_json(out / "results.json", doc)
+        return doc
+
+    results, probes = _run_tasks(cfg, info, bank, splits, selected, out, timings, fingerprint,
+                                 lambda r, p: write(r, p, complete=False))
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
-    doc = {
-        "format_version": RESULTS_VERSION,
-        "model": {"name": info.name, "kind": info.kind, "path": str(model) if not isinstance(model, nn.Module) else None,
-                  "num_parameters": info.num_parameters, "layer_names": list(info.layer_names),
-                  "n_content": info.n_content, "n_other": info.n_other, "dim": info.dim, "fingerprint": fingerprint},
-        "data": {t: str(folders[t].root) for t in tasks},
-        "layer_selection": cfg.layers,
-        "selected_layers": [info.layer_names[i] for i in selected],
-        "eer_definition": EER_DEFINITION,
-        "min_dcf_p_targets": list(P_TARGETS),
-        "config": cfg.to_dict(),
-        "tasks": results,
-        "probes": probes,
-        "timings": timings,
-        "threads": {"extraction": extraction_threads, "heads": torch.get_num_threads()},
-    }
-    _write_json(out / "results.json", doc)
+    doc = write(results, probes, complete=True)
     if results and not available("matplotlib"):
         log.warning("no layer_weights.png: %s", missing_message("matplotlib"))
     elif results:
@@ -257,6 +282,11 @@ def _extract(module: nn.Module, info: UpstreamInfo, fingerprint: str, splits: di
     return n_new, needed, cache_root, t0
 
 
+def head_device(cfg: EvalConfig) -> str:
+    """Where the task heads train: ``cfg.device`` when it is a CUDA device, else the CPU."""
+    return cfg.device if torch.device(cfg.device).type == "cuda" else "cpu"
+
+
 def _task_key(task: str, sp: TaskSplits, cfg: EvalConfig, fingerprint: str, selected: list[int]) -> str:
     """A hash of everything a task's result depends on (see the module docstring)."""
     doc = {"format_version": RESULTS_VERSION, "task": task, "model": fingerprint,
@@ -264,6 +294,8 @@ def _task_key(task: str, sp: TaskSplits, cfg: EvalConfig, fingerprint: str, sele
            "normalize": cfg.normalize, "head_threads": cfg.head_threads,
            "utterances": {s: [dataclasses.asdict(u) for u in getattr(sp, s)] for s in ("train", "dev", "test")},
            "trials": sp.trials, "dev_trials": sp.dev_trials}
+    if head_device(cfg) != "cpu":  # CPU keys stay those of earlier runs
+        doc["head_device"] = str(torch.device(head_device(cfg)))
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -288,10 +320,11 @@ def _save(path: Path, key: str, result: dict[str, Any]) -> None:
 
 
 def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
-               selected: list[int], out: Path, timings: dict[str, Any], fingerprint: str
-               ) -> tuple[dict[str, Any], dict[str, Any]]:
+               selected: list[int], out: Path, timings: dict[str, Any], fingerprint: str,
+               done: Callable[[dict[str, Any], dict[str, Any]], Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every task on cached features, then the probes; each result saved as it ends, and taken
-    from that file instead of trained again when an earlier run saved it for the same key."""
+    from that file instead of trained again when an earlier run saved it for the same key.
+    ``done(results, probes)`` is called after each task and probe with those finished so far."""
     writer = None
     if cfg.tensorboard and not available("tensorboard"):
         log.warning("no TensorBoard events: %s", missing_message("tensorboard"))
@@ -317,10 +350,12 @@ def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: d
             timings["reused"].append(t)
             log.info("%s: test %s %.2f (dev %.2f, lr %g), kept from an earlier run (%s)", t, saved["metric"],
                      saved["value"], saved["dev_value"], saved["lr"], path)
+            done(results, {})
             continue
         view = FeatureView(bank, cfg.normalize, selected)
         task = _build_task(t, view, sp, cfg.tasks[t], len(selected), info.dim, cfg.normalize)
-        result, _ = run_task(task, cfg.tasks[t], cfg.seed, names, (len(sp.train), len(sp.dev), len(sp.test)), writer)
+        result, _ = run_task(task, cfg.tasks[t], cfg.seed, names, (len(sp.train), len(sp.dev), len(sp.test)), writer,
+                             device=head_device(cfg))
         results[t] = dataclasses.asdict(result)
         results[t]["sources"] = sp.sources
         _save(path, key, results[t])
@@ -328,15 +363,17 @@ def _run_tasks(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: d
         timings["tasks_s"][t] = round(time.perf_counter() - t0, 2)
         log.info("%s: test %s %.2f (dev %.2f, lr %g) in %.1f s", t, result.metric, result.value, result.dev_value,
                  result.lr, timings["tasks_s"][t])
+        done(results, {})
 
-    probes = _run_probes(cfg, info, bank, splits, task_objs, timings, out)
+    probes = _run_probes(cfg, info, bank, splits, task_objs, timings, out, lambda p: done(results, p))
     if writer is not None:
         writer.close()
     return results, probes
 
 
 def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: dict[str, TaskSplits],
-                task_objs: dict[str, Any], timings: dict[str, Any], out: Path) -> dict[str, Any]:
+                task_objs: dict[str, Any], timings: dict[str, Any], out: Path,
+                done: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     from jooci.superb.probe import probe_classifier, probe_pr
     from jooci.superb.tasks.pr import PRTask
     from jooci.superb.tasks.sid import SIDTask
@@ -358,6 +395,7 @@ def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: 
             timings["probes_s"][p] = 0.0
             timings["reused"].append(f"probe-{p}")
             log.info("%s probe: kept from an earlier run (%s)", p, path)
+            done(probes)
             continue
         settings = dataclasses.replace(cfg.tasks[p], epochs=cfg.probe_epochs,
                                        eval_every=max(1, cfg.probe_epochs // 3))
@@ -370,6 +408,7 @@ def _run_probes(cfg: EvalConfig, info: UpstreamInfo, bank: FeatureBank, splits: 
         probes[p]["layer_names"] = list(info.layer_names)
         _save(path, key, probes[p])
         timings["probes_s"][p] = round(time.perf_counter() - t0, 2)
+        done(probes)
     return probes
 
 
@@ -379,7 +418,8 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def summary_table(doc: dict[str, Any]) -> str:
     """A short markdown table of one run."""
-    lines = [f"{doc['model']['name']} ({doc['model']['kind']}), layers: {doc['layer_selection']}", "",
+    lines = [f"{doc['model']['name']} ({doc['model']['kind']}), layers: {doc['layer_selection']}"
+             + ("" if doc.get("complete", True) else " (incomplete: not every task finished)"), "",
              "| task | metric | test | test 95% interval | dev | lr | seconds |", "|---|---|---|---|---|---|---|"]
     for t, r in doc["tasks"].items():
         ci = (r.get("extra") or {}).get("ci95")

@@ -5,6 +5,12 @@ loop: for each learning rate of the sweep, train the head (Featurizer + task hea
 number of epochs, score dev every ``eval_every`` epochs and keep the best dev state; the learning
 rate with the best dev value wins, and only that head is scored on test. The upstream never
 appears: heads read cached features, so it cannot be updated (SUPERB's frozen protocol).
+
+Heads train on the CPU, or on a GPU when :func:`run_task` is given one: the head is built on the
+CPU as always (the same seeded initial weights), then moved into an :class:`OnDevice`, which
+runs it on the device while the task keeps its features, labels and metric on the CPU: its
+calls take CPU tensors in and give CPU tensors back (autograd follows the copies both ways).
+On the CPU nothing is wrapped: results are those of a run without a device.
 """
 
 from __future__ import annotations
@@ -116,8 +122,55 @@ def shuffled(items: Sequence[Any], gen: torch.Generator) -> Iterator[Any]:
 
 
 def padding_mask(lengths: Tensor, t: int) -> Tensor:
-    """(B, T) True at padding."""
-    return torch.arange(t)[None, :] >= lengths[:, None]
+    """(B, T) True at padding (on ``lengths``' device)."""
+    return torch.arange(t, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (nested in tuples, lists, dicts, :class:`FrameBatch`) on ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, FrameBatch):
+        return FrameBatch(value.x.to(device), value.lengths.to(device), value.rows)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_moved(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value
+
+
+def needs_wrapper(device: str | torch.device) -> bool:
+    """Whether a head trained on ``device`` runs in an :class:`OnDevice`: any device but the CPU."""
+    return torch.device(device).type != "cpu"
+
+
+class OnDevice(nn.Module):
+    """A head whose parameters and arithmetic live on ``device``, called with and returning CPU
+    tensors: its forward and its methods (ASV's ``am_softmax_loss``) copy their tensor arguments
+    to the device and their results back. Submodules (``featurizer``) and other attributes are
+    the head's own."""
+
+    def __init__(self, head: nn.Module, device: str | torch.device):
+        super().__init__()
+        self.head = head.to(device)
+        self.target = torch.device(device)
+
+    def _call(self, fn: Any, args: tuple, kwargs: dict) -> Any:
+        cpu = torch.device("cpu")
+        return _moved(fn(*_moved(args, self.target), **_moved(kwargs, self.target)), cpu)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(self.head, args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)  # this wrapper's own parameters / submodules ("head")
+        except AttributeError:
+            pass
+        attr = getattr(self.head, name)
+        if isinstance(attr, nn.Module) or not callable(attr):
+            return attr
+        return lambda *a, **k: self._call(attr, a, k)
 
 
 class Task(Protocol):
@@ -141,11 +194,16 @@ def _better(a: float, b: float | None, higher: bool) -> bool:
 
 
 def train_head(task: Task, settings: TaskSettings, lr: float, seed: int,
-               writer: Any = None) -> tuple[nn.Module, float, int]:
-    """Train one head at one learning rate; returns it at its best dev epoch, that dev value and epoch."""
+               writer: Any = None, device: str | torch.device = "cpu") -> tuple[nn.Module, float, int]:
+    """Train one head at one learning rate; returns it at its best dev epoch, that dev value and epoch.
+
+    ``device``: where the head trains (module docstring); its batches, crops and initial weights
+    come from the CPU generators either way."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     head = task.build_head()
+    if needs_wrapper(device):
+        head = OnDevice(head, device)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     best, best_state, best_epoch, step = None, None, 0, 0
     for epoch in range(1, settings.epochs + 1):
@@ -177,13 +235,15 @@ def train_head(task: Task, settings: TaskSettings, lr: float, seed: int,
 
 
 def run_task(task: Task, settings: TaskSettings, seed: int, layer_names: list[str],
-             counts: tuple[int, int, int], writer: Any = None) -> tuple[TaskResult, nn.Module]:
-    """The LR sweep with dev-set selection, then the test score of the selected head."""
+             counts: tuple[int, int, int], writer: Any = None,
+             device: str | torch.device = "cpu") -> tuple[TaskResult, nn.Module]:
+    """The LR sweep with dev-set selection, then the test score of the selected head (trained on
+    ``device``: :func:`train_head`)."""
     t0 = time.perf_counter()
     sweep: dict[str, float] = {}
     chosen: tuple[nn.Module, float, int, float] | None = None
     for lr in settings.lrs:
-        head, dev, epoch = train_head(task, settings, lr, seed, writer)
+        head, dev, epoch = train_head(task, settings, lr, seed, writer, device)
         sweep[f"{lr:g}"] = dev
         log.info("%s: lr %g -> dev %s %.3f (epoch %d)", task.name, lr, task.metric, dev, epoch)
         if chosen is None or (math.isfinite(dev) and (not math.isfinite(chosen[1]) or
