@@ -1,4 +1,10 @@
-"""Upstreams (a jooci model folder, or the ``fbank`` floor) and the on-disk feature cache.
+"""Upstreams (a jooci model folder, a Hugging Face transformers folder, or the ``fbank`` floor) and
+the on-disk feature cache.
+
+Which upstream a ``--model`` folder is comes from its ``config.json``: a jooci folder's
+(``model_type`` + ``format_version`` + ``config``: :mod:`jooci.models.folder`), or a transformers
+``hubert`` / ``wavlm`` / ``wav2vec2`` config (:mod:`jooci.superb.hf`); any other folder is refused
+with a one-line :class:`~jooci.superb.hf.UpstreamError` naming it and what it holds.
 
 Features are extracted once per model with :func:`jooci.extract.extract_to_shards`
 (float16, one ``.npy`` per layer) and reused by every task and every later run. The cache is
@@ -66,7 +72,12 @@ def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> 
     """The upstream to evaluate, its description and its cache fingerprint.
 
     Args:
-        model: ``"fbank"``, a jooci model folder, or a loaded JOOCI / HuBERTBaseline module.
+        model: ``"fbank"``, a jooci model folder, a transformers folder (:mod:`jooci.superb.hf`),
+            or a loaded JOOCI / HuBERTBaseline module.
+
+    Raises:
+        UpstreamError: a folder that is neither a jooci nor a supported transformers folder.
+        jooci.hub.CheckpointError: a jooci folder that cannot be loaded.
     """
     if isinstance(model, str) and model == FBANK:
         info = UpstreamInfo(FBANK, FBANK, ("fbank",), 1, 0, 80, 0)
@@ -79,9 +90,12 @@ def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> 
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
         fingerprint = f"{getattr(module, 'model_type', name)}-{h.hexdigest()}"
     else:
+        d = Path(model)
+        hf = _hf_folder(d)
+        if hf is not None:
+            return _load_hf_upstream(hf, device)
         from jooci.hub import CONFIG_NAME, WEIGHTS_NAME, load
 
-        d = Path(model)
         module, name = load(d, map_location=device), d.name
         w = d / WEIGHTS_NAME
         h = hashlib.blake2b(digest_size=12)
@@ -100,6 +114,49 @@ def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> 
     info = UpstreamInfo(str(name), str(getattr(module, "model_type", type(module).__name__)),
                         tuple(layer_names(n_c, n_o)), n_c, n_o, int(out.hidden_states[0].shape[-1]), n_params)
     return module, info, fingerprint
+
+
+def _hf_folder(d: Path):
+    """The transformers folder at ``d``; None for a jooci folder (left to :func:`jooci.hub.load`,
+    whose errors name what is wrong with it).
+
+    Raises:
+        UpstreamError: neither kind of folder, or a transformers folder that cannot be evaluated.
+    """
+    from jooci.superb.hf import HF_MODEL_CLASSES, describe, inspect_folder, is_jooci_config, read_json_object
+
+    hf = inspect_folder(d)
+    if hf is not None:
+        return hf
+    config = d / "config.json"
+    meta = read_json_object(config) if config.is_file() else None
+    if meta is not None and is_jooci_config(meta):
+        return None
+    from jooci.hub import MODEL_TYPES
+    from jooci.superb.hf import UpstreamError
+
+    kinds = (f"a jooci model folder ({'/'.join(MODEL_TYPES)}) nor a Hugging Face transformers folder "
+             f"({'/'.join(HF_MODEL_CLASSES)})")
+    if not config.is_file():
+        raise UpstreamError(f"{d}: no config.json: neither {kinds}; {describe(d)}")
+    if meta is None:
+        raise UpstreamError(f"{config}: not a JSON object: neither {kinds}")
+    raise UpstreamError(f"{d}: neither {kinds}: its config.json has model_type {meta.get('model_type')!r}; "
+                        f"{describe(d)}")
+
+
+def _load_hf_upstream(hf, device: str) -> tuple[nn.Module, UpstreamInfo, str]:
+    from jooci.superb.hf import fingerprint, load_hf
+
+    module = load_hf(hf, device)
+    dev = next(module.parameters()).device
+    with torch.inference_mode():  # counts and width from one short dummy input
+        out = module.extract_features(torch.zeros(1, 1600, device=dev), torch.tensor([1600], device=dev))
+    n = len(out.hidden_states)
+    info = UpstreamInfo(hf.path.name, hf.kind, tuple(f"L{i}" for i in range(n)), 0, 0,
+                        int(out.hidden_states[0].shape[-1]), sum(p.numel() for p in module.parameters()),
+                        hf.reading())
+    return module, info, fingerprint(hf)
 
 
 class FeatureBank:

@@ -11,7 +11,8 @@ only upstream-side thing a task trains.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,13 @@ LAYER_SELECTIONS = ("all", "content", "other")
 class UpstreamInfo:
     """What the evaluation needs to know about an upstream's hidden states.
 
-    kind: "jooci", "hubert_baseline" or "fbank"; layer_names: one per hidden state ("C0" = the
-    Transformer input, "C1".. Content layers, "O1".. Other blocks, "fbank"); n_content /
-    n_other: how many of each (Content first); dim: the shared width; num_parameters: upstream
-    parameters (training-only heads excluded).
+    kind: "jooci", "hubert_baseline", "fbank", or "hf-hubert" / "hf-wavlm" / "hf-wav2vec2" (a
+    transformers folder, :mod:`jooci.superb.hf`); layer_names: one per hidden state ("C0" = the
+    Transformer input, "C1".. Content layers, "O1".. Other blocks, "fbank"; a transformers
+    model's "L0" (its Transformer input) .. "LN"); n_content / n_other: how many of each
+    (Content first; both 0 for a transformers model, whose states are not split); dim: the shared
+    width; num_parameters: upstream parameters (training-only heads excluded); reading: how a
+    transformers model is fed (:meth:`jooci.superb.hf.HFFolder.reading`), None for the others.
     """
 
     name: str
@@ -37,6 +41,7 @@ class UpstreamInfo:
     n_other: int
     dim: int
     num_parameters: int
+    reading: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     def select(self, which: str) -> list[int]:
         """Indices of the hidden states for a selection: "all", "content" or "other".
@@ -47,6 +52,10 @@ class UpstreamInfo:
         if which not in LAYER_SELECTIONS:
             raise ValueError(f"layer selection must be one of {', '.join(LAYER_SELECTIONS)}, got {which!r}")
         n = len(self.layer_names)
+        if which != "all" and self.n_content == 0 and self.n_other == 0:
+            raise ValueError(f"layer selection {which!r} picks a jooci model's Content or Other states; "
+                             f"{self.name} ({self.kind}) has {n} hidden states not split into the two: "
+                             "use layer selection 'all'")
         chosen = {"all": list(range(n)), "content": list(range(self.n_content)),
                   "other": list(range(self.n_content, self.n_content + self.n_other))}[which]
         if not chosen:
