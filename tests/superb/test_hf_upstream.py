@@ -17,6 +17,7 @@ from jooci.superb import evaluate
 from jooci.superb.cache import FeatureBank, load_upstream
 from jooci.superb.data import DataFolder, task_splits
 from jooci.superb.hf import HFUpstream, inspect_folder
+from jooci.superb.report import markdown
 
 transformers = pytest.importorskip("transformers")
 
@@ -158,6 +159,10 @@ def test_cli_evaluates_an_hf_folder_end_to_end(corpus, tmp_path, folders, capsys
     assert m["fingerprint"].startswith("hf-wavlm-")
     r = doc["tasks"]["sid"]
     assert 0 <= r["value"] <= 100 and len(r["layer_weights"]) == 3
+    md = markdown([doc])
+    assert (f"| {folder.name} | {folder.name} | hf-wavlm | 3 (L0..L2) | WavLMModel: normalised per utterance, "
+            "attention mask |") in md
+    assert "Incomplete runs" not in md
 
     bank = FeatureBank(out / "cache" / m["fingerprint"], [0, 1, 2])
     sid = task_splits("sid", DataFolder(corpus))

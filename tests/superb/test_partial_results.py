@@ -11,6 +11,7 @@ import torch
 import jooci.superb.runner as runner
 import jooci.superb.tasks.common as common
 from jooci.superb import evaluate
+from jooci.superb.report import markdown
 
 TASKS = ["sid", "er"]
 
@@ -43,6 +44,9 @@ def test_results_json_holds_the_finished_tasks_when_a_later_one_fails(corpus, tm
     assert list(partial["tasks"]) == ["sid"] and partial["model"]["kind"] == "fbank"
     assert 0 <= partial["tasks"]["sid"]["value"] <= 100
     assert "incomplete" in runner.summary_table(partial)
+    md = markdown([partial])
+    assert "Incomplete runs (results.json written before every task asked for had finished): fbank: sid of sid, er." in md
+    assert "| fbank | fbank | fbank | fbank | - |" in md  # the upstream table: name, kind, its one state
 
     # the rerun continues: SID from OUT/tasks/sid.json, ER trained, results.json complete
     seen.clear()

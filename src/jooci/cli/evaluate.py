@@ -1,4 +1,5 @@
-"""``jooci evaluate``: SUPERB-style evaluation (PR, ASR, SID, ASV, ER) of a frozen model or the fbank floor."""
+"""``jooci evaluate``: SUPERB-style evaluation (PR, ASR, SID, ASV, ER) of a frozen model (a jooci model
+folder or a Hugging Face transformers HuBERT / WavLM / wav2vec 2.0 folder) or the fbank floor."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ MAX_SKIPPED = 0.05  # EvalConfig.max_skipped (not imported here: the parser is b
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="jooci model folder (config.json + model.safetensors), "
-                        "or 'fbank' for the log-mel floor")
+    parser.add_argument("--model", required=True, help="jooci model folder (config.json + model.safetensors), a "
+                        "Hugging Face transformers folder (HubertModel, WavLMModel or Wav2Vec2Model written by "
+                        "save_pretrained; needs jooci[hf]), or 'fbank' for the log-mel floor")
     parser.add_argument("--data", required=True, nargs="+",
                         help="manifest folder for every task, or TASK=FOLDER pairs (e.g. pr=libri asr=libri sid=vox1)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
-    parser.add_argument("--out", required=True, help="output folder (results.json, layer_weights.png)")
+    parser.add_argument("--out", required=True, help="output folder (results.json, rewritten as each task ends; "
+                        "layer_weights.png; tasks/ lets a rerun continue where a killed run stopped)")
     parser.add_argument("--layers", choices=["all", "content", "other"], default="all",
-                        help="hidden states in the weighted sum (default all)")
+                        help="hidden states in the weighted sum (default all; content/other: a jooci model's "
+                             "Content or Other states only)")
     parser.add_argument("--normalize", action="store_true", help="LayerNorm each hidden state before the sum")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", nargs="+", default=None, metavar="TASK=N", help="override epochs, e.g. pr=60")
@@ -33,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
     parser.add_argument("--lexicon", default=None, help="CMUdict-style lexicon for PR phones from transcripts")
     parser.add_argument("--er-fold", type=int, default=1, help="IEMOCAP session held out for ER (1-5)")
-    parser.add_argument("--device", default="cpu", help="device for feature extraction")
+    parser.add_argument("--device", default="cpu", help="device for feature extraction, and for training the "
+                        "task heads when it is a CUDA device (the layer-wise probes train on the CPU)")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"torch threads for extraction (default {THREADS}, as in Python: fastest on a "
                              "shared 2-core machine; raise on many cores)")

@@ -117,8 +117,8 @@ def load_upstream(model: str | os.PathLike | nn.Module, device: str = "cpu") -> 
 
 
 def _hf_folder(d: Path):
-    """The transformers folder at ``d``; None for a jooci folder (left to :func:`jooci.hub.load`,
-    whose errors name what is wrong with it).
+    """The transformers folder at ``d``; None for a jooci folder or an unreadable config.json (left
+    to :func:`jooci.hub.load`, whose errors name what is wrong with it).
 
     Raises:
         UpstreamError: neither kind of folder, or a transformers folder that cannot be evaluated.
@@ -133,14 +133,14 @@ def _hf_folder(d: Path):
     if meta is not None and is_jooci_config(meta):
         return None
     from jooci.hub import MODEL_TYPES
-    from jooci.superb.hf import UpstreamError
+    from jooci.superb.hf import UpstreamError  # a ValueError: the CLI reports it on one line
 
     kinds = (f"a jooci model folder ({'/'.join(MODEL_TYPES)}) nor a Hugging Face transformers folder "
              f"({'/'.join(HF_MODEL_CLASSES)})")
     if not config.is_file():
         raise UpstreamError(f"{d}: no config.json: neither {kinds}; {describe(d)}")
     if meta is None:
-        raise UpstreamError(f"{config}: not a JSON object: neither {kinds}")
+        return None  # unreadable JSON: jooci.hub.load names the parse error
     raise UpstreamError(f"{d}: neither {kinds}: its config.json has model_type {meta.get('model_type')!r}; "
                         f"{describe(d)}")
 

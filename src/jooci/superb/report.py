@@ -1,6 +1,8 @@
 """``jooci report``: several ``results.json`` -> one markdown table and the plots.
 
-- ``report.md``: models x tasks (PR PER, ASR WER, SID acc, ASV EER + minDCF, ER acc), the
+- ``report.md``: models x tasks (PR PER, ASR WER, SID acc, ASV EER + minDCF, ER acc), each
+  model's upstream and kind (a jooci model, fbank, or a Hugging Face transformers model with how
+  its input is fed), the runs that did not finish every task they were asked for, the
   test-set uncertainty (95 % bootstrap intervals, and the paired difference to the reference with
   a verdict, for runs that stored per-item test records), the relative improvement over a
   reference model per task and its mean over tasks (docs/evaluation.md: relative error reduction,
@@ -165,6 +167,7 @@ def markdown(docs: Sequence[dict[str, Any]], reference: str | None = None) -> st
         rel = "(reference)" if d is ref else (f"{mean:+.1f}% ({','.join(used)})" if mean is not None else "n/a")
         out.append(f"| {label} | {d['model']['num_parameters'] / 1e6:.2f} | {d.get('layer_selection', 'all')} | "
                    + " | ".join(cells) + f" | {rel} |")
+    out += _models(docs, labels)
     out += _uncertainty(docs, labels, ref, ref_label, tasks)
     out += ["", f"Relative improvement over {ref_label} per task: relative error reduction "
             "(e_ref - e) / e_ref, accuracy read as error = 100 - acc; the mean is over the tasks both runs have "
@@ -220,6 +223,32 @@ def markdown(docs: Sequence[dict[str, Any]], reference: str | None = None) -> st
                        f"{round(sum(tm.get('tasks_s', {}).values()), 1)} | {round(sum(tm.get('probes_s', {}).values()), 1)} "
                        f"| {tm.get('total_s', '')} |")
     return "\n".join(out) + "\n"
+
+
+def _reading(model: dict[str, Any]) -> str:
+    """How a Hugging Face model's input is fed, in words ("-" for the others)."""
+    hf = model.get("hf")
+    if not hf:
+        return "-"
+    norm = "normalised per utterance" if hf.get("do_normalize") else "raw waveform"
+    mask = "attention mask" if hf.get("attention_mask") else "zero-padded, no attention mask"
+    return f"{hf.get('class', '')}: {norm}, {mask}"
+
+
+def _models(docs: Sequence[dict[str, Any]], labels: list[str]) -> list[str]:
+    """The table of upstreams (name, kind, hidden states, input), and the runs left incomplete."""
+    out = ["", "| model | upstream | kind | hidden states | input |", "|---|---|---|---|---|"]
+    for d, label in zip(docs, labels):
+        m = d["model"]
+        names = m.get("layer_names") or []
+        states = f"{len(names)} ({names[0]}..{names[-1]})" if len(names) > 1 else (names[0] if names else "-")
+        out.append(f"| {label} | {m.get('name', '')} | {m.get('kind', '')} | {states} | {_reading(m)} |")
+    unfinished = [(d, label) for d, label in zip(docs, labels) if d.get("complete") is False]
+    if unfinished:
+        out += ["", "Incomplete runs (results.json written before every task asked for had finished): "
+                + "; ".join(f"{label}: {', '.join(d['tasks']) or 'no task'} of "
+                            f"{', '.join(d.get('tasks_requested') or d['tasks'])}" for d, label in unfinished) + "."]
+    return out
 
 
 def _dcf_keys(docs: Sequence[dict[str, Any]]) -> list[str]:
