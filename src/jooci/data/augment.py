@@ -152,10 +152,11 @@ class NoiseBank(SoundBank):
     def __init__(self, root: str | Path, sample_rate: int = SAMPLE_RATE):
         root = Path(root)
         if not root.is_dir():
-            raise AugmentError(root, "noise folder (augment.noise_dir) not found")
+            raise AugmentError(root, "noise folder (losses.augment.noise_dir) not found")
         present = [c for c in MUSAN_CATEGORIES if (root / c).is_dir()]
         if not present:
-            raise AugmentError(root, f"not a MUSAN folder: none of {', '.join(f'{c}/' for c in MUSAN_CATEGORIES)} in it")
+            folders = ", ".join(f"{c}/" for c in MUSAN_CATEGORIES)
+            raise AugmentError(root, f"not a MUSAN folder: none of {folders} in it")
         super().__init__([], sample_rate)
         self.root = root
         self.num_samples: list[int] = []  # per file, at its own rate
@@ -221,7 +222,7 @@ class RirBank(SoundBank):
     def __init__(self, root: str | Path, sample_rate: int = SAMPLE_RATE):
         root = Path(root)
         if not root.is_dir():
-            raise AugmentError(root, "RIR folder (augment.rir_dir) not found")
+            raise AugmentError(root, "RIR folder (losses.augment.rir_dir) not found")
         if (root / "simulated_rirs").is_dir():  # a RIRS_NOISES root: its real_rirs_isotropic_noises/
             # mixes RIRs with noise recordings, and pointsource_noises/ holds noises only
             paths = sorted((root / "simulated_rirs").glob("*/*/*.wav"))
