@@ -94,6 +94,50 @@ def test_variance_and_covariance_by_hand():
         variance_loss(torch.zeros(1, 3))
 
 
+def _rdino_reference(s_views, t_views, out_dim, std_coeff=10.0, cov_coeff=1.0):
+    """3D-Speaker RegLoss, written out from its definition (paper dossier 2.2): views averaged per
+    utterance, centred; std = hinge_s / 2 + hinge_t / 2; cov = offdiag(C_s)^2 / out_dim + same for t."""
+    terms_std, terms_cov = [], []
+    for views in (s_views, t_views):
+        x = torch.stack(views).mean(0)
+        x = x - x.mean(0)
+        n, d = x.shape
+        std = torch.sqrt(x.var(0) + 1e-4)
+        terms_std.append(torch.clamp(1 - std, min=0).mean() / 2)
+        c = x.T @ x / (n - 1)
+        terms_cov.append(sum(c[i, j] ** 2 for i in range(d) for j in range(d) if i != j) / out_dim)
+    return std_coeff * sum(terms_std) + cov_coeff * sum(terms_cov)
+
+
+def test_rdino_regulariser_is_scaled_as_3dspeaker():
+    g = torch.Generator().manual_seed(0)
+    s = [(torch.randn(6, 5, generator=g) * 0.3).requires_grad_() for _ in range(2)]
+    t = [torch.randn(6, 5, generator=g) * 0.5 for _ in range(2)]
+    reg = rdino_regulariser(s, t, cov_normalizer=40)
+    assert reg.loss.item() == pytest.approx(_rdino_reference(s, t, 40).item(), rel=1e-5)
+    # only the student carries gradient; its variance weight is half what it has alone
+    alone = rdino_regulariser(s, std_coeff=10, cov_coeff=0)
+    paired = rdino_regulariser(s, [v.detach() for v in t], std_coeff=10, cov_coeff=0)
+    (g_alone,) = torch.autograd.grad(alone.loss, s[0])
+    (g_paired,) = torch.autograd.grad(paired.loss, s[0])
+    assert torch.allclose(g_paired, g_alone / 2, atol=1e-7) and g_alone.abs().sum() > 0
+    # the covariance term divides by the normaliser (RDINO: the head's out_dim, not D)
+    by_d = rdino_regulariser(s, t, std_coeff=0).loss
+    by_out = rdino_regulariser(s, t, std_coeff=0, cov_normalizer=40).loss
+    assert by_out.item() == pytest.approx(by_d.item() * 5 / 40, rel=1e-5)
+    # one utterance (after gathering): no spread, zero with a graph
+    one = rdino_regulariser([v[:1] for v in s], [v[:1] for v in t])
+    assert one.loss.item() == 0.0 and one.loss.requires_grad
+
+
+def test_rdino_regulariser_gathers_before_its_statistics():
+    x = torch.randn(4, 3)
+    seen = []
+    reg = rdino_regulariser(x[:2], gather=lambda t: seen.append(t.shape[0]) or torch.cat([t, x[2:]]))
+    assert seen == [2]
+    assert reg.loss.item() == pytest.approx(rdino_regulariser(x).loss.item(), rel=1e-6)
+
+
 def test_ema_update():
     student = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     teacher = copy.deepcopy(student)

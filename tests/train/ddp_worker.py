@@ -10,6 +10,10 @@ NaN too, and the gradient all-reduce carries them to rank 0) or as a constant ad
 (``nan-value``: gradients stay finite, so only the collective skip keeps the ranks together); each
 rank saves its final parameters to
 OUT/rank{R}.pt.
+
+``python ddp_worker.py reg OUT``: RDINO's regulariser on the rows of a DDP-wrapped linear layer,
+rank 0 holding 3 utterances and rank 1 two (a single process: all 5), gathered across ranks;
+rank 0 saves the loss and the layer's gradient to OUT.
 """
 
 import math
@@ -90,8 +94,31 @@ def nan_run(out: Path, corpus: Path, labels: Path, through_graph: bool) -> None:
     shutdown(dist)
 
 
+def regulariser_gradient(out: Path) -> None:
+    from jooci.losses.dino import rdino_regulariser
+    from jooci.train.distributed import all_gather_rows
+
+    info = init_distributed("cpu")
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 8)
+    g = torch.Generator().manual_seed(3)
+    views = [torch.randn(5, 6, generator=g) for _ in range(2)]  # two global views of 5 utterances
+    teacher = [torch.randn(5, 8, generator=g) for _ in range(2)]
+    rows = slice(0, 5) if not info.distributed else (slice(0, 3) if info.rank == 0 else slice(3, 5))
+    module = DDP(layer) if info.distributed else layer
+    student = [module(v[rows]) for v in views]
+    reg = rdino_regulariser(student, [t[rows] for t in teacher], cov_normalizer=32,
+                            gather=(lambda t: all_gather_rows(t, info)) if info.distributed else None)
+    reg.loss.backward()
+    if info.is_main:
+        torch.save({"loss": reg.loss.detach(), "weight": layer.weight.grad, "bias": layer.bias.grad}, out)
+    shutdown(info)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "step":
         one_step(Path(sys.argv[2]))
+    elif sys.argv[1] == "reg":
+        regulariser_gradient(Path(sys.argv[2]))
     else:
         nan_run(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), through_graph=sys.argv[1] == "nan")

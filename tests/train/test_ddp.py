@@ -53,6 +53,32 @@ def test_two_ranks_equal_one_process_with_the_combined_batch(tmp_path):
     assert moved > 1e-3
 
 
+def test_regulariser_statistics_span_both_ranks(tmp_path):
+    """RDINO's regulariser under DDP is the one-process regulariser of the whole batch: value and
+    gradient, with the ranks holding different numbers of utterances (3 and 2). Per-rank statistics
+    give a different value (checked), so this fails without the gather."""
+    ddp = _torchrun("reg", str(tmp_path / "ddp.pt"))
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, str(WORKER), "reg", str(tmp_path / "one.pt")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    b = torch.load(tmp_path / "one.pt", weights_only=True)
+    assert torch.allclose(a["loss"], b["loss"], atol=1e-6)
+    for k in ("weight", "bias"):
+        assert torch.allclose(a[k], b[k], atol=1e-6), f"{k}: {float((a[k] - b[k]).abs().max()):.2e}"
+    from jooci.losses.dino import rdino_regulariser
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 8)
+    g = torch.Generator().manual_seed(3)
+    views = [torch.randn(5, 6, generator=g) for _ in range(2)]
+    teacher = [torch.randn(5, 8, generator=g) for _ in range(2)]
+    with torch.no_grad():
+        rank0 = rdino_regulariser([layer(v[:3]) for v in views], [t[:3] for t in teacher], cov_normalizer=32)
+    assert not torch.allclose(rank0.loss, b["loss"], atol=1e-3)
+
+
 @pytest.mark.parametrize("mode", ["nan", "nan-value"])
 def test_nan_on_one_rank_is_skipped_by_both(synth_corpus, tmp_path, mode):
     labels = tmp_path / "labels"

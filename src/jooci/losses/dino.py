@@ -10,8 +10,9 @@ What each piece follows (3D-Speaker's RDINO recipe, itself DINO; paper dossier Â
 * centre: ``c <- m c + (1 - m) mean_batch(t)`` after each step, on the teacher's raw outputs; the
   batch mean is global under DDP, so the caller passes the all-reduce (the loss never talks to
   ``torch.distributed``);
-* regulariser (VICReg-style, on the head features of the global crops): a hinge on each
-  dimension's standard deviation and the squared off-diagonal covariance;
+* regulariser (VICReg-style, on the head features of the global crops of student and teacher,
+  gathered over processes): a hinge on each dimension's standard deviation and the squared
+  off-diagonal covariance, divided by the head's output size (3D-Speaker ``RegLoss``);
 * EMA teacher (teacher recipe only; the teacher JOOCI distils from is frozen):
   ``theta_t <- m theta_t + (1 - m) theta_s`` with a cosine schedule on ``m``.
 """
@@ -241,28 +242,57 @@ class RegulariserOutput:
     cov: torch.Tensor
 
 
+def _per_utterance(features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    return features if isinstance(features, torch.Tensor) else torch.stack(list(features)).mean(dim=0)
+
+
 def rdino_regulariser(
-    features: torch.Tensor | Sequence[torch.Tensor],
+    student: torch.Tensor | Sequence[torch.Tensor],
+    teacher: torch.Tensor | Sequence[torch.Tensor] | None = None,
     *,
     std_coeff: float = 10.0,
     cov_coeff: float = 1.0,
     std_target: float = 1.0,
     cov_normalizer: float | None = None,
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> RegulariserOutput:
-    """RDINO's regulariser on head features.
+    """RDINO's regulariser on the DINO head's features, scaled as 3D-Speaker's ``RegLoss``.
+
+    Each network's features (one ``(B, D)`` per global view, averaged per utterance first) are
+    gathered over processes and centred; then
+
+    ``std = mean over networks of variance_loss``, ``cov = sum over networks of covariance_loss``
+
+    for the student and, when given, the teacher: RDINO's ``std_x / 2 + std_y / 2`` and
+    ``cov_x + cov_y``. The teacher's terms carry no gradient (its features come from a no-grad
+    pass); they make the logged value RDINO's, and they halve the student's variance weight, as in
+    RDINO. Without a teacher the student's terms stand alone (plain VICReg weights). A (gathered)
+    batch of one utterance has no spread: every term is then 0.
 
     Args:
-        features: ``(N, D)``, or one ``(B, D)`` per global view, averaged per utterance first (as
-            RDINO does). Under DDP the caller gathers the rows of all processes (with gradient)
-            before calling: both terms are batch statistics.
+        student, teacher: ``(N, D)`` or one ``(B, D)`` per global view.
         std_coeff, cov_coeff: 10 and 1 in RDINO.
         std_target: the hinge's target standard deviation (1).
-        cov_normalizer: see :func:`covariance_loss`.
+        cov_normalizer: divides each covariance term (default D). RDINO divides by the DINO head's
+            output size (``out_dim``, 65536), not by D (8192): pass it to match.
+        gather: concatenates a ``(B, D)`` tensor's rows over every process, with gradient back to
+            each process's own rows (None: one process). Both terms are batch statistics, so under
+            DDP they are taken over the global batch, as RDINO's ``FullGatherLayer`` does.
     """
-    x = features if isinstance(features, torch.Tensor) else torch.stack(list(features)).mean(dim=0)
-    x = x - x.mean(dim=0, keepdim=True)
-    std = variance_loss(x, std_target)
-    cov = covariance_loss(x, cov_normalizer)
+    nets = [student] if teacher is None else [student, teacher]
+    stds, covs = [], []
+    for feats in nets:
+        x = _per_utterance(feats)
+        if gather is not None:
+            x = gather(x)
+        if x.shape[0] < 2:  # one utterance in the (global) batch: no spread to regularise
+            zero = x.sum() * 0.0
+            return RegulariserOutput(zero, zero.detach(), zero.detach())
+        x = x - x.mean(dim=0, keepdim=True)
+        stds.append(variance_loss(x, std_target))
+        covs.append(covariance_loss(x, cov_normalizer))
+    std = torch.stack(stds).mean()
+    cov = torch.stack(covs).sum()
     return RegulariserOutput(std_coeff * std + cov_coeff * cov, std, cov)
 
 

@@ -98,3 +98,41 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather along dim 0 (ranks may hold different row counts) whose backward sums every
+    rank's gradient for this rank's rows: a loss computed identically on every rank from the
+    gathered rows then trains, after DDP's averaging, as the same loss on one process holding the
+    whole batch (3D-Speaker's RDINO gathers its regulariser's inputs the same way)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x = x.contiguous()
+        counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+        dist.all_gather(counts, torch.tensor([x.shape[0]], device=x.device))
+        rows = [int(c) for c in counts]
+        width = max(rows)
+        padded = torch.zeros((width, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[:x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in rows]
+        dist.all_gather(parts, padded)
+        ctx.rows, ctx.width = rows, width
+        return torch.cat([p[:n] for p, n in zip(parts, rows)], dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        rank, rows = dist.get_rank(), ctx.rows
+        padded = grad.new_zeros((len(rows), ctx.width, *grad.shape[1:]))
+        for r, part in enumerate(grad.split(rows)):
+            padded[r, :rows[r]] = part
+        dist.all_reduce(padded, op=dist.ReduceOp.SUM)
+        return padded[rank, :rows[rank]]
+
+
+def all_gather_rows(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """``t`` (B, ...) of every rank concatenated in rank order, with gradient (``t`` itself in one
+    process); B may differ between ranks."""
+    if not info.distributed:
+        return t
+    return _GatherRows.apply(t)

@@ -44,7 +44,7 @@ from jooci.train import steps as S
 from jooci.train.checkpoint import (
     TrainStateError, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state)
 from jooci.train.config import Phase, PretrainConfig, save_config
-from jooci.train.distributed import DistInfo, all_reduce_sum_, any_rank, barrier
+from jooci.train.distributed import DistInfo, all_gather_rows, all_reduce_sum_, any_rank, barrier
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     t_start, first_step = time.perf_counter(), step
     batches = _Stream(loader, sampler)
     reduce = (lambda t: all_reduce_sum_(t, dist)) if dist.distributed else None
+    gather = (lambda t: all_gather_rows(t, dist)) if dist.distributed else None
     steps_this_call = 0
     model.train()
     if teacher is not None:
@@ -203,7 +204,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
         ctx = S.StepContext(
             losses=cfg.losses, generator=torch.Generator().manual_seed(_step_seed(cfg.run.seed, step, dist.rank)),
             seed=cfg.run.seed, step=step, label_names=label_names, grl_lambda=dann_lambda(step / max(1, sched.steps)),
-            rdino_weight=rdino_w[step], reduce=reduce, world_size=dist.world_size)
+            rdino_weight=rdino_w[step], reduce=reduce, gather=gather, world_size=dist.world_size)
         loss_sum, metrics_sum = 0.0, {}
         for micro in range(cfg.optim.accumulation):
             batch = next(batches).to(device)
