@@ -349,7 +349,8 @@ def test_confusion_adversary_trains_decoder_on_ce_and_encoder_on_confusion_only(
 
     # the same two terms by hand, each on its own side
     jooci.zero_grad()
-    full = jooci.forward_other(S._quantized(batch).waveforms, batch.lengths, grl_lambda=0.0, dino=False)
+    full = jooci.forward_other(S._quantized(batch).waveforms, batch.lengths, grl_lambda=0.0, dino=False,
+                               other_trains_frontend=False)
     targets = S._align(labels["km20"], full.regulariser_logits.shape[1])
     ce = adversary_loss(full.regulariser_logits, targets, full.padding_mask).loss
     conf = confusion_loss(jooci.regulariser.confusion_logits(full.other_states), full.padding_mask)
@@ -364,6 +365,44 @@ def test_confusion_adversary_trains_decoder_on_ce_and_encoder_on_confusion_only(
     full = jooci.forward_other(S._quantized(batch).waveforms, batch.lengths, grl_lambda=0.0, dino=False)
     adversary_loss(full.regulariser_logits, targets, full.padding_mask).loss.backward()
     assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in jooci.named_parameters() if n.startswith("other."))
+
+
+@pytest.mark.parametrize("term, switch", [("regulariser", "adversary_trains_frontend"),
+                                          ("distill", "distill_trains_frontend")])
+def test_which_other_losses_train_the_shared_frontend(term, switch):
+    """Phase 2: the adversary's reversed gradient stops at the shared frontend by default, the
+    distillation's reaches it; each by its own switch. Measured as the frontend's gradient of the
+    phase-2 loss with the term against the same loss without it (masked prediction alone)."""
+    import jooci.train.steps as S
+    from jooci.data.dataset import Batch
+    from jooci.losses.dino import DINOCenter
+    from jooci.models import JOOCI
+    from jooci.models.speaker import SpeakerModel, speaker_config
+    from jooci.train.config import LossConfig
+
+    torch.manual_seed(0)
+    teacher = SpeakerModel(speaker_config("tiny")).eval()
+    jooci = JOOCI.from_preset("tiny").eval()  # eval: dropout off, the same function in every pass
+    wav = torch.randn(2, 16000 * 3) * 0.1
+    labels = {k: torch.randint(0, 10, (2, 150)) for k in ("km10", "km20")}
+    batch = Batch(wav, torch.full((2,), wav.shape[1]), ["a", "b"], torch.zeros(2, dtype=torch.long), labels)
+
+    def frontend_grad(**losses) -> torch.Tensor:
+        cfg = LossConfig(**{"distill": 0.0, "regulariser": 0.0, **losses})
+        ctx = S.StepContext(cfg, torch.Generator().manual_seed(0), label_names=tuple(labels), grl_lambda=1.0)
+        jooci.zero_grad()
+        S.phase2_step(jooci, teacher, DINOCenter(teacher.cfg.head.out_dim), batch, ctx).loss.backward()
+        other = [p.grad for n, p in jooci.named_parameters() if n.startswith("other.")]
+        assert any(g is not None and g.abs().sum() > 0 for g in other) == (losses.get(
+            "distill", 0) > 0 or losses.get("regulariser", 0) > 0)  # the Other encoder itself learns the term
+        return torch.cat([p.grad.flatten() for p in jooci.frontend.parameters()])
+
+    alone = frontend_grad()
+    default = frontend_grad(**{term: 1.0})
+    switched = frontend_grad(**{term: 1.0, switch: not getattr(LossConfig(), switch)})
+    on, off = (switched, default) if term == "regulariser" else (default, switched)
+    torch.testing.assert_close(off, alone, rtol=0, atol=0)  # stopped: exactly masked prediction's gradient
+    assert (on - alone).norm() > 1e-3 * alone.norm()
 
 
 def test_unknown_adversary_objective_is_refused():

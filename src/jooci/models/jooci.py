@@ -174,7 +174,7 @@ class JOOCI(Pretrained, nn.Module):
             return self.content(feats.detach(), pad, None, deterministic=True)[1:]
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None, mask: Tensor | None = None,
-                grl_lambda: float = 1.0, dino: bool = True) -> JOOCIOutput:
+                grl_lambda: float = 1.0, dino: bool = True, other_trains_frontend: bool = True) -> JOOCIOutput:
         """Training forward.
 
         Args:
@@ -185,12 +185,17 @@ class JOOCI(Pretrained, nn.Module):
             dino: run the DINO head on the embedding (False: ``dino`` is None). The training steps
                 distil on crops, not on the full batch, so they skip it here; its BatchNorm also
                 cannot train on a batch of one utterance.
+            other_trains_frontend: let the losses on this pass's Other outputs (the adversary, the
+                reconstruction) reach the shared frontend; False: the Other encoder reads the
+                frontend's output detached (its own weights still learn). The Content losses train
+                the frontend either way.
         """
         fe = self.frontend(waveforms, lengths)
         pad = padding_mask(fe.lengths, fe.features.shape[1])
         content_states = self.content(fe.features, pad, mask)
         append = self._append_states(fe.features, pad, content_states, mask is not None)
-        other = self.other(fe.features, fe.lengths, append, detach=not self.cfg.append_gradient)
+        other = self.other(_gated(fe.features, other_trains_frontend), fe.lengths, append,
+                           detach=not self.cfg.append_gradient)
         return JOOCIOutput(
             cluster_logits=self.cluster_heads(content_states),
             content_states=content_states,
@@ -205,16 +210,19 @@ class JOOCI(Pretrained, nn.Module):
         )
 
     def forward_other(self, waveforms: Tensor, lengths: Tensor | None = None, grl_lambda: float = 1.0,
-                      dino: bool = True, regulariser: bool = True) -> OtherForwardOutput:
+                      dino: bool = True, regulariser: bool = True,
+                      other_trains_frontend: bool = True) -> OtherForwardOutput:
         """The Other branch alone (RDINO crops, phase 1): the Content pass runs without gradient.
 
         ``dino`` / ``regulariser``: run that head (False: its output is None). The training steps
         need the DINO head on the crops only and the regulariser on the full batch only.
+        ``other_trains_frontend``: as in :meth:`forward` (False: nothing here trains the frontend).
         """
         fe = self.frontend(waveforms, lengths)
         pad = padding_mask(fe.lengths, fe.features.shape[1])
         append = self._append_states(fe.features, pad, None, False)
-        other = self.other(fe.features, fe.lengths, append, detach=not self.cfg.append_gradient)
+        other = self.other(_gated(fe.features, other_trains_frontend), fe.lengths, append,
+                           detach=not self.cfg.append_gradient)
         return OtherForwardOutput(other.states, other.embedding, self.dino_head(other.embedding) if dino else None,
                                   self.regulariser(other.states, grl_lambda) if regulariser else None,
                                   fe.lengths, pad)
@@ -237,6 +245,11 @@ class JOOCI(Pretrained, nn.Module):
     def upstream_modules(self) -> dict[str, nn.Module]:
         """The parts kept for feature extraction (the rest are training-only heads)."""
         return {"frontend": self.frontend, "content": self.content, "other": self.other}
+
+
+def _gated(features: Tensor, gradient: bool) -> Tensor:
+    """The frontend's output as the Other encoder reads it: with or without a path back."""
+    return features if gradient else features.detach()
 
 
 def with_untrained_other(model: JOOCI, seed: int) -> JOOCI:

@@ -138,6 +138,11 @@ class LossConfig:
     # the encoder maximises the adversary's cross-entropy) or "confusion" (the encoder pushes the
     # adversary's prediction towards uniform; bounded, see losses/regulariser.py)
     adversary: Literal["reversal", "confusion"] = "reversal"
+    # Whether the Other losses train the shared frontend (docs/method.md T31): the adversary's
+    # reversed gradient (and the reconstruction's) stop at it; distillation trains it (phase 2;
+    # phase 1 freezes the frontend by default)
+    adversary_trains_frontend: bool = False
+    distill_trains_frontend: bool = True
     reconstruction: float = 0.0  # log-mel reconstruction decoder (ablation; needs model.mel_decoder)
     feature_penalty: float = 10.0  # HuBERT's L2 penalty on the CNN output
     mask_prob: float = 0.8

@@ -35,7 +35,7 @@ from torch import Tensor
 from jooci.data.augment import augment
 from jooci.data.dataset import Batch
 from jooci.features import log_mel
-from jooci.losses.dino import (DINOCenter, RegulariserOutput, View, dino_loss, embedding_distillation, multi_crop,
+from jooci.losses.dino import (DINOCenter, View, dino_loss, embedding_distillation, multi_crop,
                                rdino_regulariser)
 from jooci.losses.masked_prediction import IGNORE_INDEX, compute_span_mask, multi_cluster_mpl
 from jooci.losses.regulariser import adversary_loss, confusion_loss, reconstruction_loss
@@ -62,6 +62,8 @@ class StepContext:
     grl_lambda: gradient-reversal strength now (DANN ramp, computed by the loop).
     rdino_weight: the RDINO regulariser's weight now (teacher phase).
     reduce: sum over processes (None in a single process), for the DINO centre.
+    gather: rows of every process, concatenated, with gradient (None in a single process), for
+    the RDINO regulariser's batch statistics.
     """
 
     losses: LossConfig
@@ -72,6 +74,7 @@ class StepContext:
     grl_lambda: float = 1.0
     rdino_weight: float = 0.0
     reduce: Reduce | None = None
+    gather: Reduce | None = None
     world_size: int = 1
 
 
@@ -111,15 +114,14 @@ def teacher_step(student: SpeakerModel, teacher: SpeakerModel, center: DINOCente
     views = _views(batch, ctx, c.augment_teacher_views)
     n_global = c.crops.n_global
     with torch.no_grad():
-        _, _, t_logits = _speaker_views(teacher, views[:n_global], n_global)
+        _, t_features, t_logits = _speaker_views(teacher, views[:n_global], n_global)
     _, s_features, s_logits = _speaker_views(student, views, n_global)
     distill = dino_loss(s_logits, t_logits, center.center, student_temp=c.student_temp,
                         teacher_temp=c.teacher_temp)
-    if batch.waveforms.shape[0] >= 2:
-        reg = rdino_regulariser(s_features[:n_global], std_coeff=c.rdino_std, cov_coeff=c.rdino_cov)
-    else:  # one utterance (an epoch's last batch can be): no spread across items to regularise
-        zero = s_features[0].sum() * 0.0
-        reg = RegulariserOutput(zero, zero.detach(), zero.detach())
+    # RDINO's scaling: student and teacher terms, covariance over the head's output size, the
+    # global batch's statistics (docs/method.md T30)
+    reg = rdino_regulariser(s_features[:n_global], t_features, std_coeff=c.rdino_std, cov_coeff=c.rdino_cov,
+                            cov_normalizer=student.cfg.head.out_dim, gather=ctx.gather)
     loss = distill + ctx.rdino_weight * reg.loss
     center.update(t_logits, ctx.reduce)
     return StepOutput(loss, {"distill": distill.item(), "rdino_reg": reg.loss.item(),
@@ -136,7 +138,8 @@ def phase1_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     """
     batch = _quantized(batch)
     c = ctx.losses
-    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=_reversal(ctx), dino=False)
+    full = model.forward_other(batch.waveforms, batch.lengths, grl_lambda=_reversal(ctx), dino=False,
+                               other_trains_frontend=c.adversary_trains_frontend)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, full.regulariser_logits, full.other_states,
                                   full.padding_mask)
     loss = (c.distill * terms["distill"] + c.distill_embedding * terms["distill_embedding"]
@@ -151,7 +154,8 @@ def phase2_step(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch: 
     batch = _quantized(batch)
     c = ctx.losses
     mask, pad = _span_mask(model, batch, ctx)
-    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=_reversal(ctx), dino=False)
+    out = model(batch.waveforms, batch.lengths, mask, grl_lambda=_reversal(ctx), dino=False,
+                other_trains_frontend=c.adversary_trains_frontend)
     content_loss, content_metrics = _content_terms(out.cluster_logits, out.features_penalty, batch, mask, pad, ctx)
     terms, metrics = _other_terms(model, teacher, center, batch, ctx, out.regulariser_logits, out.other_states,
                                   out.padding_mask, mel=out.mel)
@@ -215,7 +219,7 @@ def _other_terms(model: JOOCI, teacher: SpeakerModel, center: DINOCenter, batch:
     for group in (views[:n_global], views[n_global:]):  # globals together, locals together
         if group:
             wav, lengths = _stack(group)
-            o = model.forward_other(wav, lengths, regulariser=False)
+            o = model.forward_other(wav, lengths, regulariser=False, other_trains_frontend=c.distill_trains_frontend)
             s_logits += list(o.dino.logits.split(batch.waveforms.shape[0]))
             s_emb += list(o.embedding.split(batch.waveforms.shape[0]))
     # The frozen teacher comes with the centre it finished training with; it stays fixed here, so
