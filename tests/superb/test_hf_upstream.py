@@ -58,12 +58,21 @@ def waves(seed: int = 0) -> list[np.ndarray]:
 
 
 def reference(model, wavs: list[np.ndarray], do_normalize: bool, mask: bool | None = None):
-    """HF's own states: its feature extractor's input (padded to the longest), its forward."""
-    fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=do_normalize, return_attention_mask=bool(mask))
-    inputs = fe(wavs if len(wavs) > 1 else wavs[0], sampling_rate=16000, return_tensors="pt", padding=True)
+    """HF's own states: each utterance through its feature extractor, zero-padded to the longest,
+    its forward (with the attention mask if ``mask``)."""
+    fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=do_normalize)
+    items = [fe(w, sampling_rate=16000, return_tensors="pt")["input_values"][0] for w in wavs]
+    x = torch.zeros(len(items), max(len(i) for i in items))
+    attention = torch.zeros(x.shape, dtype=torch.long)
+    for b, i in enumerate(items):
+        x[b, : len(i)], attention[b, : len(i)] = i, 1
+    if mask:  # as HF's batched feature extractor returns it (which normalises over the real samples then)
+        batched = transformers.Wav2Vec2FeatureExtractor(do_normalize=do_normalize, return_attention_mask=True)(
+            wavs, sampling_rate=16000, return_tensors="pt", padding=True)
+        torch.testing.assert_close(batched["input_values"], x)
+        assert torch.equal(batched["attention_mask"].long(), attention)
     with torch.no_grad():
-        out = model(inputs["input_values"], attention_mask=inputs.get("attention_mask") if mask else None,
-                    output_hidden_states=True)
+        out = model(x, attention_mask=attention if mask else None, output_hidden_states=True)
     return out.hidden_states
 
 
@@ -114,19 +123,25 @@ def test_states_equal_the_models_own_forward(name, folders):
             assert not torch.allclose(batch.hidden_states[-1][i, : n[i]], alone[-1][0], atol=1e-4)
 
 
-def test_preprocessor_config_decides_the_normalisation(tmp_path, folders):
-    """A folder's preprocessor_config.json overrides the default, and enters the fingerprint."""
-    folder, model = folders["wav2vec2-group"]
+@pytest.mark.parametrize("normalize, mask", [(True, False), (False, True)])
+def test_preprocessor_config_decides_normalisation_and_mask(tmp_path, folders, normalize, mask):
+    """A folder's preprocessor_config.json overrides the defaults (as in WavLM Base+'s: a group-norm
+    model with the mask), is fed as HF's feature extractor feeds it, and enters the fingerprint."""
+    folder, model = folders["wavlm-group"]
     _, _, fp_default = load_upstream(str(folder))
     d = tmp_path / "with_pre"
     model.save_pretrained(d)
-    transformers.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(d)
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=normalize, return_attention_mask=mask).save_pretrained(d)
     upstream, info, fp = load_upstream(str(d))
-    assert upstream.do_normalize and not upstream.attention_mask
-    assert info.reading["do_normalize_from"] == "preprocessor_config.json"
-    w = waves()[1]
-    for a, b in zip(harness(upstream, [w]).hidden_states, reference(model, [w], True)):
+    assert (upstream.do_normalize, upstream.attention_mask) == (normalize, mask)
+    assert info.reading["settings_from"] == "preprocessor_config.json"
+    wavs = waves()
+    for a, b in zip(harness(upstream, wavs[1:2]).hidden_states, reference(model, wavs[1:2], normalize)):
         torch.testing.assert_close(a, b, **TOL)
+    batch, ref = harness(upstream, wavs), reference(model, wavs, normalize, mask=mask)
+    for a, b in zip(batch.hidden_states, ref):
+        for i, k in enumerate(batch.lengths.tolist()):
+            torch.testing.assert_close(a[i, :k], b[i, :k], **TOL)
     assert fp != fp_default  # another folder, another reading
 
 

@@ -18,18 +18,23 @@ What the harness reads (:class:`HFUpstream`):
   other kernels or strides, or with an adapter, is refused;
 - the waveform as the model's feature extractor gives it: zero-mean unit-variance per utterance
   over its own samples when ``do_normalize`` (``(x - mean) / sqrt(var + 1e-7)``, HF's
-  ``Wav2Vec2FeatureExtractor``), zero padding after each utterance's end. ``do_normalize`` comes
-  from the folder's ``preprocessor_config.json``; a folder without one takes the rule of the
-  published checkpoints: normalised exactly when ``feat_extract_norm`` is ``"layer"`` (wav2vec 2.0
-  large-lv60, HuBERT Large/XL, WavLM Large; the ``"group"`` base models are trained on raw audio);
-- padded batches as HF prescribes (``Wav2Vec2FeatureExtractor``'s docstring): a model with
-  ``feat_extract_norm == "layer"`` gets the attention mask, and each utterance's states in a batch
-  equal its states alone up to float error; a ``"group"`` model (wav2vec2-base, HuBERT Base, WavLM
-  Base) was trained without one and gets none: the batch is zero-padded and each utterance's
-  frames are cropped to its own length. Its states then depend on the padding (the first CNN
-  layer's GroupNorm statistics, and attention, include the zeros), as in HF and s3prl; an
-  utterance as long as its batch's longest gets exactly its states alone. Extraction batches
-  utterances of similar length (longest first), so the padding stays small.
+  ``Wav2Vec2FeatureExtractor``), zero padding after each utterance's end;
+- padded batches with the attention mask when ``return_attention_mask``, else zero-padded with
+  no mask and each utterance's frames cropped to its own length (``Wav2Vec2FeatureExtractor``'s
+  docstring: ``"group"`` models such as wav2vec2-base were trained without the mask and must not
+  get it; ``"layer"`` models take it). With the mask and a ``"layer"`` CNN, an utterance's states
+  in a batch equal its states alone up to float error. Without it, or with a ``"group"`` CNN, they
+  depend on the padding (the first CNN layer's GroupNorm statistics, and unmasked attention,
+  include the zeros), as in HF; an utterance as long as its batch's longest gets exactly its
+  states alone. Extraction batches utterances of similar length (longest first), so the padding
+  stays small.
+
+``do_normalize`` and ``return_attention_mask`` come from the folder's ``preprocessor_config.json``,
+as HF's own feature extractor reads them. A folder without one (``model.save_pretrained`` alone)
+takes both from ``feat_extract_norm``: true for ``"layer"``, false for ``"group"``, the pairing
+of the published checkpoints (wav2vec 2.0 large-lv60, HuBERT Large/XL and WavLM Large normalise
+and take the mask; wav2vec2-base and HuBERT Base do neither; WavLM Base+ ships a
+``preprocessor_config.json`` without normalisation and with the mask, which is then followed).
 
 The cache fingerprint (:func:`fingerprint`) covers config.json, preprocessor_config.json, the
 weight files (resolved path, size, modification time), the reading settings above and the
@@ -79,8 +84,8 @@ class HFFolder:
     model_type: str
     config: dict[str, Any]
     do_normalize: bool
-    normalize_source: str  # "preprocessor_config.json" or the default's reason
     attention_mask: bool
+    settings_source: str  # "preprocessor_config.json", or the default's reason
     weights: tuple[Path, ...]
 
     @property
@@ -90,8 +95,8 @@ class HFFolder:
     def reading(self) -> dict[str, Any]:
         """How the waveform is fed (results.json's ``model.hf``)."""
         return {"model_type": self.model_type, "class": HF_MODEL_CLASSES[self.model_type],
-                "do_normalize": self.do_normalize, "do_normalize_from": self.normalize_source,
-                "attention_mask": self.attention_mask,
+                "do_normalize": self.do_normalize, "attention_mask": self.attention_mask,
+                "settings_from": self.settings_source,
                 "feat_extract_norm": self.config.get("feat_extract_norm", "group")}
 
 
@@ -152,12 +157,14 @@ def inspect_folder(path: str | os.PathLike) -> HFFolder | None:
         pre = read_json_object(pre_path)
         if pre is None:
             raise UpstreamError(f"{pre_path}: not a JSON object")
-        do_normalize = bool(pre.get("do_normalize", True))  # Wav2Vec2FeatureExtractor's default
+        # Wav2Vec2FeatureExtractor's defaults for keys the file leaves out
+        do_normalize = bool(pre.get("do_normalize", True))
+        mask = bool(pre.get("return_attention_mask", False))
         source = PREPROCESSOR_NAME
     else:
-        do_normalize = norm == "layer"
+        do_normalize = mask = norm == "layer"
         source = f"default: no {PREPROCESSOR_NAME}, feat_extract_norm {norm!r}"
-    return HFFolder(d, model_type, meta, do_normalize, source, norm == "layer", weights)
+    return HFFolder(d, model_type, meta, do_normalize, mask, source, weights)
 
 
 def _transformers():
