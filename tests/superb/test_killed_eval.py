@@ -53,7 +53,9 @@ def resumed(corpus, tmp_path, spies):
     """An evaluation of PR and SID killed at the start of SID, then run again with the same command."""
     cache, out = tmp_path / "cache", tmp_path / "killed"
     assert _kill_after_first_task(_args(corpus, out, cache), tmp_path) == "sid"
-    assert not (out / "results.json").exists() and not (out / "tasks" / "sid.json").exists()
+    assert not (out / "tasks" / "sid.json").exists()
+    partial = json.loads((out / "results.json").read_text())  # rewritten after each task: PR only, incomplete
+    assert partial["complete"] is False and "sid" not in partial["tasks"]
     kept = json.loads((out / "tasks" / "pr.json").read_text())["result"]
     assert main(_args(corpus, out, cache)) == 0
     return {"out": out, "cache": cache, "kept": kept, "doc": json.loads((out / "results.json").read_text())}
