@@ -14,6 +14,13 @@ OUT/rank{R}.pt.
 ``python ddp_worker.py reg OUT``: RDINO's regulariser on the rows of a DDP-wrapped linear layer,
 rank 0 holding 3 utterances and rank 1 two (a single process: all 5), gathered across ranks;
 rank 0 saves the loss and the layer's gradient to OUT.
+
+``python ddp_worker.py targets OUT CORPUS [fail]``: the ``--all`` run's MFCC targets stage
+(:func:`jooci.train.pipeline.make_stage_targets`) for CORPUS/all.jsonl into OUT, every rank
+dumping and labelling its own shard; with ``fail``, rank 1's dump raises (a damaged file).
+
+``python ddp_worker.py timeout OUT``: a process group with a 2-second timeout in which rank 1
+arrives at a barrier 10 s late; rank 0 writes the error it got to OUT.
 """
 
 import math
@@ -115,9 +122,51 @@ def regulariser_gradient(out: Path) -> None:
     shutdown(info)
 
 
+def targets_stage(out: Path, corpus: Path, fail: bool) -> None:
+    import jooci.targets.pipeline as T
+    from jooci.targets.labels import LabelError
+    from jooci.train.pipeline import make_stage_targets
+
+    cfg = load_config(None, ["model.clusters.num_clusters=[10,20]", "run.dist_timeout=120"])
+    info = init_distributed("cpu", timeout=cfg.run.dist_timeout)
+    if fail and info.rank == 1:
+        def broken(utts, source, feat_dir, nshard, rank, **kwargs):
+            raise LabelError(corpus / "broken.wav", ["not a readable audio file"])
+
+        T.dump_shard = broken
+    try:
+        make_stage_targets(cfg, corpus / "all.jsonl", out, info, progress=False)
+    except Exception as e:
+        (out / f"error{info.rank}.txt").write_text(f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        shutdown(info)
+
+
+def late_rank(out: Path) -> None:
+    import time
+
+    import torch.distributed as dist
+
+    info = init_distributed("cpu", timeout=2.0)
+    if info.rank == 1:
+        time.sleep(10)
+    try:
+        dist.barrier()
+    except Exception as e:  # gloo's timeout: rank 0 gives up after 2 s instead of waiting
+        if info.is_main:
+            out.write_text(f"{type(e).__name__}: {e}")
+        sys.exit(3)
+    sys.exit(0)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "step":
         one_step(Path(sys.argv[2]))
+    elif sys.argv[1] == "targets":
+        targets_stage(Path(sys.argv[2]), Path(sys.argv[3]), fail=sys.argv[4:] == ["fail"])
+    elif sys.argv[1] == "timeout":
+        late_rank(Path(sys.argv[2]))
     elif sys.argv[1] == "reg":
         regulariser_gradient(Path(sys.argv[2]))
     else:

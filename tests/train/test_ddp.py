@@ -79,6 +79,50 @@ def test_regulariser_statistics_span_both_ranks(tmp_path):
     assert not torch.allclose(rank0.loss, b["loss"], atol=1e-3)
 
 
+def test_targets_on_two_ranks_equal_one_process(synth_corpus, tmp_path):
+    """Each rank dumps and labels its own half of the manifest; rank 0 fits k-means on the
+    sample of all shards: the merged labels are a one-process run's, label for label."""
+    run = _torchrun("targets", str(tmp_path / "two"), str(synth_corpus))
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = tmp_path / "two"
+    assert sorted(p.name for p in (two / "features").glob("*.json")) == ["feat_0_2.json", "feat_1_2.json"]
+    assert sorted(p.name for p in (two / "labels").glob("*.km")) == [
+        "k10_0_2.km", "k10_1_2.km", "k20_0_2.km", "k20_1_2.km"]
+    one = tmp_path / "one"
+    make_targets(synth_corpus / "all.jsonl", one, mfcc_source(), TargetsConfig(ks=(10, 20), fraction=1.0),
+                 progress=False)
+    for k in (10, 20):
+        assert (two / f"k{k}.km").read_text() == (one / f"k{k}.km").read_text()
+    assert json.loads((two / "targets.json").read_text())["nshard"] == 2
+
+
+def test_a_rank_failing_in_the_targets_stops_both(synth_corpus, tmp_path):
+    """Rank 1's dump fails: rank 1 reports its file, rank 0 stops at the same step saying another
+    rank failed (not at the fit with a missing shard, nor after the process-group timeout)."""
+    (tmp_path / "out").mkdir()
+    run = _torchrun("targets", str(tmp_path / "out"), str(synth_corpus), "fail")
+    assert run.returncode != 0
+    assert "broken.wav" in (tmp_path / "out" / "error1.txt").read_text()
+    rank0 = (tmp_path / "out" / "error0.txt").read_text()
+    assert rank0.startswith("RankFailed:") and "dump step failed on another rank" in rank0
+    assert not (tmp_path / "out" / "targets.json").exists()
+
+
+def test_the_process_group_timeout_is_the_one_given(tmp_path):
+    """With a 2 s timeout, rank 0 gives up on a barrier that rank 1 reaches 10 s late (PyTorch's
+    default would wait 30 minutes, past this test's 180 s limit)."""
+    run = _torchrun("timeout", str(tmp_path / "error.txt"))
+    assert run.returncode != 0
+    assert "timed out waiting 2000ms" in (tmp_path / "error.txt").read_text().lower()
+
+
+def test_the_process_group_timeout_must_be_positive():
+    from jooci.train.distributed import init_distributed
+
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        init_distributed("cpu", timeout=0)
+
+
 @pytest.mark.parametrize("mode", ["nan", "nan-value"])
 def test_nan_on_one_rank_is_skipped_by_both(synth_corpus, tmp_path, mode):
     labels = tmp_path / "labels"

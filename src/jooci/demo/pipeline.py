@@ -125,7 +125,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     stages = Stages(out, len(estimates), estimates)
 
     stages.run("corpus", synthesize, corpus, SynthConfig(minutes=minutes, seed=seed, speakers=speakers))
-    dist = init_distributed(cfg.run.device)
+    dist = init_distributed(cfg.run.device, timeout=cfg.run.dist_timeout)
     pre = out / "pretrain"
     stages.run("pretrain", run_all, cfg, pre, dist)
 

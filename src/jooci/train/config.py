@@ -174,6 +174,9 @@ class RunConfig:
     keep_checkpoints: int = 2
     max_nonfinite: int = 10  # stop after this many non-finite steps in a row
     cpu_onednn: bool = True  # oneDNN convolutions on CPU (off: ATen's own, ~10x slower for the small preset)
+    # seconds any collective (a barrier included) may wait before the run fails under torchrun; the
+    # longest wait is the k-means fit on rank 0 (PyTorch's defaults: 10 min for NCCL, 30 for gloo)
+    dist_timeout: float = 3600.0
     # a teacher folder (a teacher phase's final/, or 3D-Speaker RDINO weights saved as one: README) whose
     # architecture is the teacher section's: skips the teacher phase
     teacher_init: str | None = None

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+
+class RankFailed(RuntimeError):
+    """Another rank failed a step every rank takes part in (that rank's log names the problem)."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,16 @@ def env_info() -> tuple[int, int, int]:
     return 0, 0, 1
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", timeout: float | None = None) -> DistInfo:
     """Join the process group if launched distributed (gloo on CPU, NCCL on GPU) and pick the device.
 
     Args:
         device: "auto" (this rank's GPU if there is one, else CPU), "cpu" or "cuda".
+        timeout: seconds a collective may wait for the other ranks before it fails (None:
+            PyTorch's default, 10 minutes for NCCL); ``run.dist_timeout`` in a config.
     """
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"the process-group timeout must be > 0 seconds, got {timeout}")
     rank, local_rank, world = env_info()
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
@@ -62,7 +71,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
         os.environ.setdefault("RANK", str(rank))
         os.environ.setdefault("WORLD_SIZE", str(world))
         os.environ.setdefault("LOCAL_RANK", str(local_rank))
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None,
+                                timeout=None if timeout is None else timedelta(seconds=timeout))
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=dev)
 
 
@@ -93,6 +103,12 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def all_ranks_succeed(ok: bool, info: DistInfo) -> bool:
+    """True on every rank if ``ok`` is True on all of them (a failed rank reports rather than
+    leaving the others waiting in the next collective until the timeout)."""
+    return not any_rank(not ok, info)
 
 
 def barrier(info: DistInfo) -> None:

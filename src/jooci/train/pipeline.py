@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from jooci.train.config import PHASES, PretrainConfig
-from jooci.train.distributed import DistInfo, barrier, init_distributed, shutdown
+from jooci.train.distributed import DistInfo, RankFailed, all_ranks_succeed, barrier, init_distributed, shutdown
 from jooci.train.loop import FINAL, PhaseInputs, load_teacher, pretraining_manifest, train_phase
 
 log = logging.getLogger(__name__)
@@ -37,16 +37,43 @@ log = logging.getLogger(__name__)
 def make_stage_targets(cfg: PretrainConfig, manifest: Path, out: Path, dist: DistInfo,
                        model: Path | None = None, layer: int | None = None, progress: bool = True) -> Path:
     """k-means targets for every label set of ``cfg.model.clusters`` (MFCC, or ``layer`` of
-    ``model``), made on rank 0 while the others wait; skipped when finished."""
+    ``model``); skipped when finished.
+
+    Under torchrun every rank takes part, so no rank idles through the whole corpus: rank ``r``
+    dumps shard ``r`` of ``world_size`` (a contiguous share of the manifest, on its own device),
+    rank 0 fits k-means on a sample drawn from all shards (its cost is capped by
+    ``max_frames``, not by the corpus: the longest any rank waits), every rank labels its own
+    shard, and rank 0 merges. The labels equal a one-process run's, since the sample does not
+    depend on the sharding. After each step the ranks agree on whether all succeeded, so a failure
+    on one rank stops all of them at once rather than after ``run.dist_timeout``.
+    """
+    from jooci.data.manifest import read_manifest
     from jooci.targets.pipeline import PROVENANCE, TargetsConfig, make_targets
     from jooci.targets.sources import mfcc_source, model_source
 
-    if dist.is_main and not (out / PROVENANCE).exists():
-        source = mfcc_source() if model is None else model_source(model, layer, device=dist.device)
-        tcfg = TargetsConfig(ks=cfg.model.clusters.num_clusters, fraction=cfg.targets.fraction,
-                             seed=cfg.run.seed, niter=cfg.targets.niter, backend=cfg.targets.backend)
+    if (out / PROVENANCE).exists():  # every rank looks before rank 0 can write it (after the label step)
+        return out
+    source = mfcc_source() if model is None else model_source(model, layer, device=dist.device)
+    tcfg = TargetsConfig(ks=cfg.model.clusters.num_clusters, fraction=cfg.targets.fraction,
+                         seed=cfg.run.seed, niter=cfg.targets.niter, backend=cfg.targets.backend,
+                         nshard=dist.world_size)
+    if not dist.distributed:
         make_targets(manifest, out, source, tcfg, progress=progress)
-    barrier(dist)
+        return out
+    utts = read_manifest(manifest, check_durations=False)
+    for step, on_this_rank, ranks in (("dump", True, [dist.rank]), ("fit", dist.is_main, []),
+                                      ("label", True, [dist.rank]), ("merge", dist.is_main, [])):
+        error: BaseException | None = None
+        if on_this_rank:
+            log.info("targets %s: %s step on rank %d of %d", out.name, step, dist.rank, dist.world_size)
+            try:
+                make_targets(manifest, out, source, tcfg, steps=(step,), ranks=ranks, progress=progress, utts=utts)
+            except Exception as e:  # reported to the other ranks first, then raised here
+                error = e
+        if not all_ranks_succeed(error is None, dist):
+            if error is not None:
+                raise error
+            raise RankFailed(f"{out}: the targets' {step} step failed on another rank (its log names the problem)")
     return out
 
 
@@ -131,7 +158,7 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None =
         if teacher is None:
             raise ValueError(f"--phase {phase} needs --teacher FOLDER (run.teacher_init is read by --all)")
         load_teacher(teacher, cfg)
-    dist = init_distributed(cfg.run.device)
+    dist = init_distributed(cfg.run.device, timeout=cfg.run.dist_timeout)
     try:
         if phase is None:
             final = run_all(cfg, out, dist, progress=progress)
