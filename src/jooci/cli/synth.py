@@ -8,9 +8,13 @@ from pathlib import Path
 
 from jooci.cli.errors import reports_errors
 
+# jooci.data.synth.layouts.LAYOUTS, plus jooci's own (tests/data/test_layouts.py checks they agree)
+LAYOUTS = ("jooci", "librispeech", "voxceleb1", "iemocap")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=Path, help="corpus folder (created; reused if finished with the same settings)")
+    p.add_argument("--out", required=True, type=Path, help="corpus folder (created; reused if finished with the same settings); "
+                   "with --layout other than jooci, the folder that gets the real-format tree")
     p.add_argument("--minutes", type=float, default=10.0, help="total audio to generate (default 10)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus")
     p.add_argument("--speakers", type=int, default=48, help="number of synthetic speakers (default 48)")
@@ -22,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (16-bit PCM)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
+    p.add_argument("--layout", choices=LAYOUTS, default="jooci",
+                   help="on-disk layout: jooci (the corpus with its manifests, default) or the real format of "
+                        "librispeech, voxceleb1 or iemocap, for `jooci prepare` (a rehearsal of the real corpora)")
+    p.add_argument("--source", type=Path, default=None,
+                   help="--layout other than jooci: the JOOCI-synth corpus folder to rewrite (generated there with "
+                        "the settings above unless finished; default OUT/jooci-synth)")
 
 
 @reports_errors("synth")
@@ -31,9 +41,21 @@ def run(args: argparse.Namespace) -> int:
     cfg = SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers,
                       heldout_fraction=args.heldout_fraction,
                       dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format)
-    out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite)
-    stats = json.loads((out / "synth.json").read_text())["stats"]
-    print(summary(out, stats))
+    if args.layout == "jooci":
+        if args.source is not None:
+            raise ValueError("--source applies to --layout librispeech, voxceleb1 or iemocap only")
+        out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite)
+        stats = json.loads((out / "synth.json").read_text())["stats"]
+        print(summary(out, stats))
+        return 0
+    from jooci.data.synth.layouts import check_out, summary_line, write_layout
+
+    source = args.source if args.source is not None else args.out / "jooci-synth"
+    if not args.overwrite:
+        check_out(args.out, source)  # before minutes of synthesis into a folder that would be refused
+    source = synthesize(source, cfg, workers=args.workers, overwrite=args.overwrite)
+    layout = write_layout(source, args.out, args.layout, overwrite=args.overwrite)
+    print(summary_line(args.out, layout))
     return 0
 
 
