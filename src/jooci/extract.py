@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from jooci.audio import SAMPLE_RATE, resampled_length
 from jooci.data.manifest import Utterance
 from jooci.features import WINDOW, hop_length, num_frames
 from jooci.padding import pad_waveforms
+from jooci.progress import progress as progress_bar
 from jooci.store import DTYPES, ExtractError, SkipPolicy, StoreWriter, TooManySkippedError
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def extract_to_shards(
         layers: indices into ``hidden_states`` (0: Transformer input, 1..L: Content layers,
             then Other blocks); None: all.
         batch_seconds: padded audio per batch (batch size x longest item), in seconds.
-        progress: show a tqdm bar.
+        progress: show a progress bar (plain log lines when stderr is not a terminal).
         shard_size: utterances per shard.
         dtype: "float16" (half the disk) or "float32".
         max_skipped: fail once more than this fraction of the utterances is unreadable.
@@ -186,7 +186,7 @@ def extract_to_shards(
         summary.chunked += 1
 
     batch: list[tuple[Utterance, np.ndarray]] = []
-    bar = tqdm(utterances, desc="extract", unit="utt", disable=not progress)
+    bar = progress_bar(utterances, desc="extract", unit="utt", enabled=progress)
     try:
         for utt in bar:
             wav = policy.load_audio(utt.id, utt.path)

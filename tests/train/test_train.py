@@ -490,6 +490,33 @@ def test_an_unusable_external_teacher_is_refused_with_its_problem_named(synth_co
     assert not (tmp_path / "p1").exists()
 
 
+def test_a_wrong_noise_or_rir_folder_is_refused_before_any_training(synth_corpus, tmp_path, capsys, caplog):
+    from jooci.cli.pretrain import add_arguments as add_pretrain_arguments
+    from jooci.cli.pretrain import run as run_pretrain
+    from jooci.train.pipeline import check_sound_folders
+
+    parser = argparse.ArgumentParser()
+    add_pretrain_arguments(parser)
+    missing = tmp_path / "musan-typo"
+    args = parser.parse_args(["--all", "--out", str(tmp_path / "run"), f"losses.augment.noise_dir={missing}"])
+    assert run_pretrain(args) == 2
+    assert f"{missing}: noise folder (losses.augment.noise_dir) not found" in capsys.readouterr().err
+    (tmp_path / "rirs").mkdir()
+    args = parser.parse_args(["--phase", "content", "--out", str(tmp_path / "run"),
+                              f"losses.augment.rir_dir={tmp_path / 'rirs'}"])
+    assert run_pretrain(args) == 2
+    assert "rirs: no .wav impulse response in it" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing was trained
+    # a usable folder with both switches off: accepted, with a warning that it is unused
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "rirs" / "r.wav"), np.r_[1.0, 0.5, 0.25].astype(np.float32), 16000)
+    cfg = _cfg(synth_corpus, f"losses.augment.rir_dir={tmp_path / 'rirs'}", "losses.augment_teacher_views=false")
+    check_sound_folders(cfg)
+    assert "the folders are not used" in caplog.text
+
+
 @pytest.mark.parametrize("terminal", [False, True])
 def test_a_log_file_gets_one_plain_line_per_record(run, tmp_path, monkeypatch, caplog, terminal):
     """Under a batch scheduler (stderr not a terminal) each metrics record is also one plain log
@@ -498,7 +525,7 @@ def test_a_log_file_gets_one_plain_line_per_record(run, tmp_path, monkeypatch, c
 
     import jooci.train.loop as L
 
-    monkeypatch.setattr(L, "_is_terminal", lambda: terminal)
+    monkeypatch.setattr(L, "is_terminal", lambda: terminal)
     cfg = _cfg(run["manifest"].parent, "schedule.content.steps=4", "run.log_every=2")
     with caplog.at_level(logging.INFO, logger="jooci.train.loop"):
         out = train_phase(cfg, "content", tmp_path / "c", PhaseInputs(labels=run["labels"]), DistInfo(),

@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for <split>.jsonl (and trials.txt)")
     parser.add_argument("--max-skip-fraction", type=float, default=None,
                         help="share of utterances that may be skipped (default: jooci.data.corpora.MAX_SKIP_FRACTION)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (on a terminal) or plain progress lines (in a log file)")
     g = parser.add_argument_group("librispeech")
     g.add_argument("--subsets", nargs="+", default=None, help="subsets to scan (default: all found)")
     g = parser.add_argument_group("voxceleb1")
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         "allow_missing": args.allow_missing or None, "merge_excited": False if args.keep_excited else None,
     }
     options = {k: v for k, v in given.items() if v is not None}  # only what was asked for
+    if args.no_progress:
+        options["progress"] = False
     paths = prepare_corpus(args.kind, args.root, args.out, **options)
     for name, p in paths.items():
         with open(p, encoding="utf-8") as f:

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (16-bit PCM)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal) or plain progress lines (in a log file)")
     p.add_argument("--layout", choices=LAYOUTS, default="jooci",
                    help="on-disk layout: jooci (the corpus with its manifests, default) or the real format of "
                         "librispeech, voxceleb1 or iemocap, for `jooci prepare` (a rehearsal of the real corpora)")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.layout == "jooci":
         if args.source is not None:
             raise ValueError("--source applies to --layout librispeech, voxceleb1 or iemocap only")
-        out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite)
+        out = synthesize(args.out, cfg, workers=args.workers, overwrite=args.overwrite,
+                     progress=not args.no_progress)
         stats = json.loads((out / "synth.json").read_text())["stats"]
         print(summary(out, stats))
         return 0
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     source = args.source if args.source is not None else args.out / "jooci-synth"
     if not args.overwrite:
         check_out(args.out, source)  # before minutes of synthesis into a folder that would be refused
-    source = synthesize(source, cfg, workers=args.workers, overwrite=args.overwrite)
+    source = synthesize(source, cfg, workers=args.workers, overwrite=args.overwrite,
+                     progress=not args.no_progress)
     layout = write_layout(source, args.out, args.layout, overwrite=args.overwrite)
     print(summary_line(args.out, layout))
     return 0

@@ -77,11 +77,11 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
 
 from jooci.audio import MIN_SAMPLES, AudioError, AudioInfo, audio_info, resampled_length
 from jooci.data.manifest import ManifestError, Utterance, not_utf8, write_manifest
 from jooci.fileio import atomic_write_text
+from jooci.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class _Skips:
             ])
 
 
-def _read_headers(paths: dict[str, Path], corpus: str, skips: _Skips) -> dict[str, AudioInfo]:
+def _read_headers(paths: dict[str, Path], corpus: str, skips: _Skips, progress: bool = True) -> dict[str, AudioInfo]:
     """Header of every file in ``paths`` (id -> path); unreadable, empty or too short files (fewer
     samples than one CNN frame at 16 kHz) become skips naming the file. Only headers are read:
     damage inside the samples (NaN/Inf) is found by whatever decodes the file later."""
@@ -169,8 +169,8 @@ def _read_headers(paths: dict[str, Path], corpus: str, skips: _Skips) -> dict[st
     infos: dict[str, AudioInfo] = {}
     with ThreadPoolExecutor(_HEADER_THREADS) as ex:
         results = ex.map(one, paths.items())
-        for uid, info, err in tqdm(results, total=len(paths), desc=f"{corpus} headers", unit="file",
-                                   disable=None, leave=False):
+        for uid, info, err in progress_bar(results, total=len(paths), desc=f"{corpus} headers", unit="file",
+                                           enabled=progress, leave=False):
             if info is None:
                 skips.add("unreadable audio", f"{uid} ({err})")
             elif info.num_samples == 0:
@@ -208,6 +208,7 @@ def scan_librispeech(
     subsets: Sequence[str] | None = None,
     *,
     max_skip_fraction: float = MAX_SKIP_FRACTION,
+    progress: bool = True,
 ) -> list[Utterance]:
     """Records of a LibriSpeech tree (see the module docstring for the layout).
 
@@ -215,6 +216,7 @@ def scan_librispeech(
         root: the ``LibriSpeech`` folder, its parent, or a single subset folder.
         subsets: subset folder names to scan (default: every standard subset found).
         max_skip_fraction: share of utterances that may be skipped before the scan fails.
+        progress: show the header-reading progress (plain log lines when stderr is not a terminal).
 
     Returns:
         one record per transcribed FLAC file, lower-case ``text`` and ``words``, split = subset.
@@ -256,7 +258,7 @@ def scan_librispeech(
         raise CorpusError(base, [f"no transcribed utterances in {', '.join(subsets)}",
                                  *skips.lines()])
     total = len(found) + len(skips)  # every utterance seen: kept so far, or skipped already
-    infos = _read_headers({uid: p for uid, (p, _, _) in found.items()}, "LibriSpeech", skips)
+    infos = _read_headers({uid: p for uid, (p, _, _) in found.items()}, "LibriSpeech", skips, progress)
     skips.check(total, max_skip_fraction, base)
     utts = []
     for uid, info in infos.items():
@@ -306,6 +308,7 @@ def scan_voxceleb1(
     *,
     allow_missing: bool = False,
     max_skip_fraction: float = MAX_SKIP_FRACTION,
+    progress: bool = True,
 ) -> list[Utterance]:
     """Records of a VoxCeleb1 tree, split by the SID and/or ASV protocol (see the module docstring).
 
@@ -322,7 +325,7 @@ def scan_voxceleb1(
             naming an absent utterance (unless ``allow_missing``), or too many unreadable files.
     """
     return _scan_voxceleb1(root, trials, iden_split, allow_missing=allow_missing,
-                           max_skip_fraction=max_skip_fraction)[0]
+                           max_skip_fraction=max_skip_fraction, progress=progress)[0]
 
 
 def _scan_voxceleb1(
@@ -332,6 +335,7 @@ def _scan_voxceleb1(
     *,
     allow_missing: bool,
     max_skip_fraction: float,
+    progress: bool = True,
 ) -> tuple[list[Utterance], list[Trial] | None]:
     """:func:`scan_voxceleb1`, also returning the trials whose utterances are all present."""
     _check_fraction(max_skip_fraction)
@@ -380,7 +384,7 @@ def _scan_voxceleb1(
 
     used = {uid for uid, _ in records}
     total = len(used) + len(skips)
-    infos = _read_headers({uid: files[uid] for uid in files if uid in used}, "VoxCeleb1", skips)
+    infos = _read_headers({uid: files[uid] for uid in files if uid in used}, "VoxCeleb1", skips, progress)
     skips.check(total, max_skip_fraction, root)
     if trial_list is not None:
         gone = list(dict.fromkeys(u for _, a, b in trial_list for u in (a, b)
@@ -528,6 +532,7 @@ def scan_iemocap(
     merge_excited: bool = True,
     *,
     max_skip_fraction: float = MAX_SKIP_FRACTION,
+    progress: bool = True,
 ) -> list[Utterance]:
     """Records of an IEMOCAP tree for emotion recognition (see the module docstring).
 
@@ -610,7 +615,7 @@ def scan_iemocap(
     if not found:
         raise CorpusError(base, [f"no utterance of the classes {', '.join(classes)}", *skips.lines()])
     total = len(found) + len(skips)  # excluded classes are a choice, not damage: not counted
-    infos = _read_headers({uid: f[0] for uid, f in found.items()}, "IEMOCAP", skips)
+    infos = _read_headers({uid: f[0] for uid, f in found.items()}, "IEMOCAP", skips, progress)
     skips.check(total, max_skip_fraction, base)
     utts = []
     for uid, info in infos.items():
@@ -682,7 +687,8 @@ def prepare_corpus(
         utts, trials = _scan_voxceleb1(
             root, options.get("trials"), options.get("iden_split"),
             allow_missing=options.get("allow_missing", False),
-            max_skip_fraction=options.get("max_skip_fraction", MAX_SKIP_FRACTION))
+            max_skip_fraction=options.get("max_skip_fraction", MAX_SKIP_FRACTION),
+            progress=options.get("progress", True))
     else:
         utts = SCANNERS[kind](root, **options)
     out_dir = Path(out_dir)

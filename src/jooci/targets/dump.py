@@ -121,9 +121,9 @@ def dump_shard(
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
+    from jooci.progress import progress
 
-    return tqdm(total=total, desc=desc, unit="utt", leave=False, disable=not enabled)
+    return progress(total=total, desc=desc, unit="utt", leave=False, enabled=enabled)
 
 
 __all__ = ["Shard", "dump_shard", "open_shard", "shard_done", "shard_prefix", "shard_range"]

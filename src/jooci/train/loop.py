@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from jooci.losses.schedules import CosineSchedule
 from jooci.models.baseline import BaselineConfig, HuBERTBaseline
 from jooci.models.jooci import JOOCI
 from jooci.models.speaker import SpeakerModel
+from jooci.progress import is_terminal
 from jooci.train import steps as S
 from jooci.train.checkpoint import (
     TrainStateError, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state)
@@ -181,7 +181,7 @@ def train_phase(cfg: PretrainConfig, phase: Phase, run_dir: str | os.PathLike, i
     writer = _tensorboard(run_dir, resumed_at=step) if dist.is_main else None
     metrics_file = open(run_dir / "metrics.jsonl", "a") if dist.is_main else None
     # A terminal gets a progress bar; a log file (a batch scheduler's) gets one plain line per record.
-    interactive = _is_terminal()
+    interactive = is_terminal()
     bar = _bar(sched.steps, step, phase, progress and dist.is_main and interactive)
     plain = progress and dist.is_main and not interactive
     t_start, first_step = time.perf_counter(), step
@@ -576,10 +576,6 @@ def _close(writer, metrics_file) -> None:
         writer.close()
     if metrics_file is not None:
         metrics_file.close()
-
-
-def _is_terminal() -> bool:
-    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def _progress_line(phase: str, record: dict[str, Any], total: int, seconds_per_step: float) -> str:

@@ -27,6 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
+from jooci.data.augment import sound_folders
 from jooci.train.config import PHASES, PretrainConfig
 from jooci.train.distributed import DistInfo, RankFailed, all_ranks_succeed, barrier, init_distributed, shutdown
 from jooci.train.loop import FINAL, PhaseInputs, load_teacher, pretraining_manifest, train_phase
@@ -128,6 +129,20 @@ def run_all(cfg: PretrainConfig, run_dir: str | os.PathLike, dist: DistInfo, pro
     return run / FINAL
 
 
+def check_sound_folders(cfg: PretrainConfig) -> None:
+    """Index the noise and RIR folders the config names (``losses.augment.noise_dir`` /
+    ``rir_dir``) before anything runs, so a wrong path fails at the start, not hours later at the
+    first augmented view (:class:`~jooci.data.augment.AugmentError` naming the folder). Folders
+    given while both augmentation switches are off are checked too, and a warning says so."""
+    aug = cfg.losses.augment
+    if aug.noise_dir is None and aug.rir_dir is None:
+        return
+    sound_folders(aug)
+    if not (cfg.losses.augment_teacher_views or cfg.losses.augment_views):
+        log.warning("losses.augment names noise/RIR folders but losses.augment_teacher_views and "
+                    "losses.augment_views are both off: the folders are not used")
+
+
 def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None = None,
              manifest: str | os.PathLike | None = None, labels: str | os.PathLike | None = None,
              init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None,
@@ -152,6 +167,7 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, phase: str | None =
         folders = [out] if phase else [out, *(d for d in out.glob("*") if d.is_dir())]
         if not any(latest_checkpoint(f) or (f / FINAL / "config.json").exists() for f in folders):
             raise ValueError(f"--resume given but {out} holds no checkpoint")
+    check_sound_folders(cfg)
     if phase is None:
         check_teacher_init(cfg)
     elif phase in ("phase1", "phase2"):

@@ -442,7 +442,7 @@ def _is_main() -> bool:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from jooci.progress import progress
 
-    return tqdm(total=total, unit="s", desc="JOOCI-synth (audio seconds)", dynamic_ncols=True, disable=not enabled)
+    return progress(total=total, unit="s", desc="JOOCI-synth (audio seconds)", dynamic_ncols=True, enabled=enabled)
 
