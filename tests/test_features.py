@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from jooci.features import deltas, frame_lengths, log_mel, mfcc, num_frames
+from jooci.features import deltas, frame_lengths, log_mel, mfcc, num_frames, rdino_frame_lengths, rdino_log_mel
 
 CNN = [(10, 5)] + [(3, 2)] * 4 + [(2, 2)] * 2  # wav2vec2 / HuBERT conv layers (kernel, stride)
 
@@ -111,3 +111,63 @@ def test_agrees_with_lhotse_kaldi_layers():
     assert mine_m.shape == ref_m.shape and mine_f.shape == ref_f.shape
     assert torch.allclose(mine_m, ref_m, atol=2e-3, rtol=1e-4)
     assert torch.allclose(mine_f, ref_f, atol=2e-3, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3D-Speaker RDINO's front-end, against a numpy computation written from its definition
+# (torchaudio MelSpectrogram(16000, n_fft=512, win_length=400, hop_length=160, f_min=0,
+# f_max=8000, n_mels=80) of int16-scale audio, then log(x + 1e-6); docs/method.md T33)
+
+
+def _rdino_reference(x, n_mels: int = 80, scale: float = 32768.0):
+    import numpy as np
+    import scipy.signal
+
+    x = np.asarray(x, dtype=np.float64) * scale
+    padded = np.pad(x, 256, mode="reflect")  # center=True, pad_mode="reflect"
+    window = np.zeros(512)
+    window[56:456] = scipy.signal.get_window("hann", 400)  # periodic Hann, centred in the FFT
+    frames = np.stack([padded[160 * j : 160 * j + 512] * window for j in range(1 + len(x) // 160)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    freqs = np.arange(257) * 16000 / 512
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731  (HTK)
+    edges = 700.0 * (10.0 ** (np.linspace(mel(0.0), mel(8000.0), n_mels + 2) / 2595.0) - 1.0)
+    bank = np.stack([np.interp(freqs, edges[m : m + 3], [0.0, 1.0, 0.0], left=0.0, right=0.0)
+                     for m in range(n_mels)], axis=1)  # triangles of peak 1, no norm
+    return np.log(power @ bank + 1e-6)
+
+
+def test_rdino_frame_counts_are_the_centred_framings():
+    lengths = torch.tensor([0, 1, 159, 160, 399, 400, 63900, 64000])
+    assert rdino_frame_lengths(lengths).tolist() == [0, 1, 1, 2, 3, 3, 400, 401]  # 63900: RDINO's 400-frame crops
+
+
+@pytest.mark.parametrize("n_mels", [80, 40])
+def test_rdino_log_mel_matches_the_numpy_reference_in_a_padded_batch(n_mels):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([16000, 12345, 4000, 399, 257, 100])
+    x = 0.1 * torch.randn(len(lengths), 16000, generator=g)
+    past = torch.arange(16000)[None] >= lengths[:, None]
+    x[past] = 5.0  # loud padding: never read
+    feats, n = rdino_log_mel(x, lengths, num_mel_bins=n_mels)
+    assert n.tolist() == [1 + int(k) // 160 for k in lengths]
+    assert feats.shape == (len(lengths), int(n.max()), n_mels)
+    for b, k in enumerate(lengths.tolist()):
+        want = torch.from_numpy(_rdino_reference(x[b, :k].numpy(), n_mels)).float()
+        assert want.shape[0] == int(n[b])
+        torch.testing.assert_close(feats[b, : n[b]], want, atol=1e-4, rtol=0)
+        assert (feats[b, n[b] :] == 0).all()
+    alone, n1 = rdino_log_mel(x[1:2, :12345], num_mel_bins=n_mels)
+    assert int(n1) == int(n[1]) and torch.allclose(alone[0], feats[1, : n[1]], atol=1e-4)
+
+
+def test_rdino_log_mel_scale_and_empty_rows():
+    g = torch.Generator().manual_seed(1)
+    x = 0.1 * torch.randn(2, 3200, generator=g)
+    unscaled, _ = rdino_log_mel(x, scale=1.0)  # infer_sv_rdino's [-1, 1] input
+    torch.testing.assert_close(unscaled[0], torch.from_numpy(_rdino_reference(x[0].numpy(), scale=1.0)).float(),
+                               atol=1e-4, rtol=0)
+    feats, n = rdino_log_mel(x, torch.tensor([3200, 0]))
+    assert n.tolist() == [21, 0] and (feats[1] == 0).all()
+    empty, n0 = rdino_log_mel(x, torch.tensor([0, 0]))
+    assert empty.shape == (2, 0, 80) and n0.tolist() == [0, 0]

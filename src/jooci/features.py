@@ -19,12 +19,17 @@ exactly as many as the CNN frames. Hence:
   is what HuBERT iteration 1 effectively trains on (fairseq reads 100 Hz labels at ``2 i`` for CNN
   frame ``i``), with deltas over +-20 ms as in HuBERT, not the +-40 ms a 20 ms hop would give.
 * log-mel at 50 Hz (the reconstruction decoder's target) is the 20 ms-hop filterbank, which equals
-  the even frames of the 100 Hz one; 100 Hz log-mel is the RDINO teacher's input.
+  the even frames of the 100 Hz one; 100 Hz log-mel is the input of jooci's own RDINO teachers.
 
 Settings are Kaldi's / torchaudio ``compliance.kaldi`` defaults, as fairseq's MFCC dump and
 3D-Speaker's fbank use: povey window, pre-emphasis 0.97, DC removal, 512-point FFT, power
 spectrum, mel bins from 20 Hz to Nyquist, float log floor, no dither, no energy; MFCC: 23 bins,
 13 ceps, orthonormal DCT, lifter 22. Waveforms are float in [-1, 1] (not int16 scale, as fairseq).
+
+:func:`rdino_log_mel` is another front-end: the torchaudio mel spectrogram 3D-Speaker trained its
+RDINO on (centred, reflect-padded frames, Hann window, HTK mel from 0 Hz, ``log(x + 1e-6)`` of
+int16-scale audio), for imported RDINO teachers (``SpeakerEncoderConfig.frontend``). The test
+suite checks it against a numpy computation from its definition to 1e-4.
 """
 
 from __future__ import annotations
@@ -238,5 +243,108 @@ def mfcc(
     return _mask_padding(c[:, : _tmax(n)], n), n
 
 
-__all__ = ["CNN_STRIDE", "SAMPLE_RATE", "WINDOW", "deltas", "frame_lengths", "hop_length", "log_mel", "mfcc",
-           "num_frames"]
+# ---------------------------------------------------------------------------------------------
+# 3D-Speaker's RDINO front-end (what an imported RDINO teacher was trained on; method.md T33)
+#
+# speakerlab/dataset/dataset_rdino.py (training) and speakerlab/bin/infer_sv_rdino.py build a
+# torchaudio ``MelSpectrogram(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
+# f_min=0, f_max=8000, pad=0, n_mels=80)`` with the remaining defaults: periodic Hann window of
+# 400 zero-padded to 512 (centred in it), ``center=True`` with reflect padding of n_fft // 2,
+# power 2, HTK mel scale, no filter normalisation, no pre-emphasis, no DC removal. The model
+# (speakerlab/models/rdino/ECAPA_TDNN.py) then takes ``log(x + 1e-6)`` and an InstanceNorm1d;
+# the instance norm is the speaker encoder's (``instance_norm``), the log is here. Training reads
+# the wavs with scipy's ``wavfile.read``: int16 values, so the waveform is scaled by 32768.
+
+RDINO_HOP = 160
+RDINO_N_FFT = 512
+RDINO_SCALE = 32768.0
+"""The waveform scale of 3D-Speaker's RDINO training (int16 samples, scipy ``wavfile.read``)."""
+RDINO_LOG_OFFSET = 1e-6
+
+
+def rdino_frame_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames of the centred (``center=True``) framing: ``1 + n // 160`` for ``n >= 1`` samples,
+    0 for an empty utterance. ``(B,)`` -> ``(B,)`` long. Frame ``j`` is centred on sample ``160 j``."""
+    lengths = lengths.long()
+    return torch.where(lengths > 0, lengths // RDINO_HOP + 1, torch.zeros_like(lengths))
+
+
+def _htk_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _htk_mel_banks(num_bins: int, f_min: float, f_max: float) -> torch.Tensor:
+    """Triangular filters on the HTK mel scale, unnormalised (peak 1), ``(N_FFT // 2 + 1, num_bins)``:
+    ``num_bins + 2`` edges equally spaced in mel from ``f_min`` to ``f_max``; filter ``m`` rises
+    from edge ``m`` to ``m + 1`` and falls to ``m + 2``, evaluated at the FFT bins' frequencies."""
+    if not 0 <= f_min < f_max <= SAMPLE_RATE / 2:
+        raise ValueError(f"bad mel range: f_min {f_min}, f_max {f_max}")
+    freqs = torch.linspace(0.0, SAMPLE_RATE / 2, RDINO_N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+    lo, hi = _htk_mel(torch.tensor(f_min, dtype=torch.float64)), _htk_mel(torch.tensor(f_max, dtype=torch.float64))
+    edges = 700.0 * (10.0 ** (torch.linspace(float(lo), float(hi), num_bins + 2, dtype=torch.float64) / 2595.0) - 1.0)
+    left, center, right = edges[None, :-2], edges[None, 1:-1], edges[None, 2:]
+    w = torch.minimum((freqs - left) / (center - left), (right - freqs) / (right - center))
+    return w.clamp(min=0.0).float().contiguous()
+
+
+@functools.lru_cache(maxsize=4)
+def _rdino_window() -> torch.Tensor:
+    """Periodic Hann of 400, zero-padded on both sides to 512 (as ``torch.stft`` centres a short window)."""
+    w = torch.hann_window(WINDOW, periodic=True, dtype=torch.float64)
+    side = (RDINO_N_FFT - WINDOW) // 2
+    return F.pad(w, (side, RDINO_N_FFT - WINDOW - side)).float()
+
+
+def _reflect_padded(waveforms: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Each row's own ``[0, length)`` reflected (no edge repeat) ``N_FFT // 2`` samples beyond
+    both ends, as ``torch.stft(center=True, pad_mode="reflect")``, ``width`` samples wide. Samples
+    past a row's length are never read. Rows up to the pad's length (torch.stft refuses them) are
+    reflected again at the other end (numpy's ``pad(mode="reflect")`` does the same)."""
+    half = RDINO_N_FFT // 2
+    n = lengths.to(waveforms.device)[:, None]
+    i = torch.arange(width, device=waveforms.device)[None, :] - half
+    period = (2 * (n - 1)).clamp(min=1)
+    r = torch.remainder(i, period)
+    idx = torch.where(r < n, r, period - r).clamp(0, max(waveforms.shape[1] - 1, 0))
+    return torch.gather(waveforms, 1, idx)
+
+
+@torch.no_grad()
+def rdino_log_mel(
+    waveforms: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    *,
+    num_mel_bins: int = 80,
+    f_min: float = 0.0,
+    f_max: float = 8000.0,
+    scale: float = RDINO_SCALE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """3D-Speaker RDINO's input: ``log(mel_power + 1e-6)`` of a centred 512-point STFT (see the
+    comment above; torchaudio ``MelSpectrogram`` with 3D-Speaker's arguments, in torch alone).
+
+    Args:
+        waveforms: ``(B, S)`` float at 16 kHz in [-1, 1], padded (multiplied by ``scale``
+            first: 32768, the int16 range 3D-Speaker trained on; 1.0 is ``infer_sv_rdino``'s).
+        lengths: ``(B,)`` valid samples (None: all S).
+        num_mel_bins, f_min, f_max: 80 bands from 0 to 8000 Hz (HTK mel scale, no norm).
+
+    Returns:
+        ``(B, T, num_mel_bins)`` (zero at padding frames) and ``(B,)`` frame counts
+        (:func:`rdino_frame_lengths`). Each row is reflect-padded at its own length, so valid
+        frames do not depend on the padding.
+    """
+    lengths = _check(waveforms, lengths)
+    n = rdino_frame_lengths(lengths)
+    t = _tmax(n)
+    if t == 0:
+        return waveforms.new_zeros(waveforms.shape[0], 0, num_mel_bins, dtype=torch.float32), n
+    x = _reflect_padded(waveforms.float() * scale, lengths, (t - 1) * RDINO_HOP + RDINO_N_FFT)
+    frames = x.unfold(1, RDINO_N_FFT, RDINO_HOP) * _rdino_window().to(x.device)  # (B, T, 512)
+    spec = torch.view_as_real(torch.fft.rfft(frames)).pow(2).sum(-1)  # (B, T, 257) power
+    mel = spec @ _htk_mel_banks(num_mel_bins, f_min, f_max).to(x.device)
+    return _mask_padding((mel + RDINO_LOG_OFFSET).log(), n), n
+
+
+__all__ = ["CNN_STRIDE", "RDINO_SCALE", "SAMPLE_RATE", "WINDOW", "deltas", "frame_lengths", "hop_length", "log_mel",
+           "mfcc", "num_frames", "rdino_frame_lengths", "rdino_log_mel"]
