@@ -328,6 +328,7 @@ def test_imported_rdino_saved_as_a_teacher_folder_loads_as_the_same_teacher(tmp_
     save_speaker_folder(imported, tmp_path / "rdino")
     loaded, center = load_speaker_folder(tmp_path / "rdino")
     assert loaded.cfg == imported.cfg and center is None  # no centre: phases 1-2 distil against zeros
+    assert loaded.cfg.encoder.frontend == "3dspeaker_rdino" and loaded.frontend.kind == "3dspeaker_rdino"
     logmel = torch.randn(2, 40, 20)
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_features(logmel).embedding,
@@ -344,3 +345,42 @@ def test_rdino_refuses_unknown_or_misshapen_keys():
         rdino_from_3dspeaker(bad, head=SMALL_HEAD)
     with pytest.raises(ConversionError, match="not a 3D-Speaker"):
         rdino_from_3dspeaker({"foo": torch.zeros(1)})
+
+
+def test_an_imported_rdino_gets_3dspeakers_front_end():
+    """3D-Speaker trained RDINO on torchaudio's mel spectrogram (features.rdino_log_mel, checked
+    against numpy in test_features.py), not on jooci's Kaldi fbank; a default teacher keeps Kaldi."""
+    from jooci.features import rdino_log_mel
+    from jooci.models.speaker import SpeakerModel, speaker_config
+
+    ref = _reference()
+    model = rdino_from_3dspeaker(ref.state_dict(), head=SMALL_HEAD)
+    assert model.cfg.encoder.frontend == "3dspeaker_rdino" and model.frontend.kind == "3dspeaker_rdino"
+    assert SpeakerModel(speaker_config("tiny")).frontend.kind == "kaldi_fbank"
+    g = torch.Generator().manual_seed(2)
+    wav = 0.1 * torch.randn(1, 6400, generator=g)
+    logmel, _ = rdino_log_mel(wav, num_mel_bins=20)
+    with torch.no_grad():
+        want = ref(logmel.transpose(1, 2))  # infer_sv_rdino: the backbone on the mel spectrogram
+        got = model(wav).embedding
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_teacher_init_names_the_front_end_when_it_differs_from_the_config(tmp_path):
+    """run.teacher_init: the imported teacher against a teacher section with the Kaldi front-end."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from jooci.models.speaker import save_speaker_folder
+    from jooci.train.loop import load_teacher
+
+    imported = rdino_from_3dspeaker(_reference().state_dict(), head=SMALL_HEAD)
+    save_speaker_folder(imported, tmp_path / "rdino")
+    # load_teacher reads only the config's teacher section (a PretrainConfig would also need a
+    # JOOCI whose DINO head fits this small embedding)
+    teacher, _ = load_teacher(tmp_path / "rdino", SimpleNamespace(teacher=imported.cfg))
+    assert teacher.frontend.kind == "3dspeaker_rdino"
+    kaldi = replace(imported.cfg, encoder=replace(imported.cfg.encoder, frontend="kaldi_fbank"))
+    with pytest.raises(ValueError, match="teacher.encoder.frontend: '3dspeaker_rdino' in the folder, "
+                                         "'kaldi_fbank' in the config"):
+        load_teacher(tmp_path / "rdino", SimpleNamespace(teacher=kaldi))

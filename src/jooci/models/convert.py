@@ -403,6 +403,9 @@ def rdino_from_3dspeaker(path_or_state_dict: str | os.PathLike | Mapping[str, An
     config (channels, blocks, kernels, scale, SE/attention widths, embedding) is read from the
     shapes; dilations are not stored and are taken as ECAPA's (2, 3, 4). The DINO head is left
     freshly initialised (``head``, default: 3D-Speaker's sizes on the imported embedding width).
+    The model's front-end is the one RDINO was trained with (``encoder.frontend =
+    "3dspeaker_rdino"``, :func:`jooci.features.rdino_log_mel`), so ``model(waveforms, lengths)``
+    gives 3D-Speaker's features to the imported weights.
 
     ``.pt``/``.pth`` files are pickles: opened with ``weights_only=True``; ``trust_pickle=True``
     unpickles fully, for trusted files only.
@@ -441,7 +444,8 @@ def rdino_from_3dspeaker(path_or_state_dict: str | os.PathLike | Mapping[str, An
         attention_channels=int(att_w.shape[0]),
         mfa_channels=None if mfa == n_blocks * channels else mfa,
         embed_dim=int(fc.shape[0]), global_context=int(att_w.shape[1]) == 3 * mfa, padding_mode="reflect")
-    enc = SpeakerEncoderConfig(n_mels=n_mels, ecapa=ecapa)
+    # 3D-Speaker trained RDINO on torchaudio's mel spectrogram, not on Kaldi fbank (method.md T33)
+    enc = SpeakerEncoderConfig(n_mels=n_mels, ecapa=ecapa, frontend="3dspeaker_rdino")
     head = head if head is not None else DINOHeadConfig(in_dim=ecapa.embed_dim)
     model = SpeakerModel(SpeakerConfig(enc, head))
     mapped = _rename(state, _RDINO_RULES, source)

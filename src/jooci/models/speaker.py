@@ -2,12 +2,20 @@
 
 Same blocks as the Other encoder (:mod:`jooci.models.res2net`), composed without appends and fed
 log-mel frames instead of CNN frames. The model brings its own front-end
-(:class:`SpeakerFrontend`: Kaldi log-mel at 100 Hz with the config's ``encoder.n_mels`` bands),
-so ``model(waveforms, lengths)`` takes 16 kHz audio; :meth:`SpeakerModel.forward_features` takes
-``(B, T, n_mels)`` frames directly. To reproduce 3D-Speaker's RDINO embeddings with imported
-weights, give ``forward_features`` ``log(mel_power + 1e-6)`` of a 16 kHz mel spectrogram with
-n_fft 512, window 400, hop 160, 80 bands (what 3D-Speaker's ``infer_sv_rdino`` feeds before its
-``log_input``); the model then applies the same per-utterance instance norm.
+(:class:`SpeakerFrontend`, chosen by the config's ``encoder.frontend``, with ``encoder.n_mels``
+bands at 100 Hz), so ``model(waveforms, lengths)`` takes 16 kHz audio;
+:meth:`SpeakerModel.forward_features` takes ``(B, T, n_mels)`` frames directly.
+
+Two front-ends (method.md T33):
+
+* ``kaldi_fbank`` (default; jooci's own teachers): Kaldi log-mel, :func:`jooci.features.log_mel`.
+* ``3dspeaker_rdino`` (what :func:`jooci.models.convert.rdino_from_3dspeaker` sets): the input
+  3D-Speaker's RDINO was trained on, :func:`jooci.features.rdino_log_mel`: ``log(mel + 1e-6)`` of
+  torchaudio's ``MelSpectrogram(16000, n_fft=512, win_length=400, hop_length=160, f_min=0,
+  f_max=8000, n_mels=80)`` (periodic Hann, centred frames with reflect padding, power, HTK mel,
+  no norm) of int16-scale audio (``speakerlab/dataset/dataset_rdino.py``; ``infer_sv_rdino`` feeds
+  the same spectrogram of [-1, 1] audio). The model's ``log_input`` is that log; the encoder then
+  applies the same per-utterance instance norm (``instance_norm``).
 
 A teacher folder is a model folder (:mod:`jooci.models.folder`) of model_type ``speaker``; its
 ``model.safetensors`` also holds ``center``, the DINO centre the teacher finished with, when
@@ -18,13 +26,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from jooci.configio import from_dict as config_from_dict, to_dict as config_to_dict
-from jooci.features import frame_lengths, log_mel
+from jooci.features import frame_lengths, log_mel, rdino_frame_lengths, rdino_log_mel
 from jooci.models._util import check_lengths, padding_mask
 from jooci.models.folder import Pretrained
 from jooci.models.heads import DINOHead, DINOHeadConfig, DINOHeadOutput
@@ -33,7 +41,9 @@ from jooci.models.res2net import (
     EcapaConfig, EcapaPooling, TDNNBlock, build_se_res2net_blocks, masked_instance_norm, valid_mask)
 
 FRAME_RATE = 100
-"""The teacher's input frames per second (10 ms hop)."""
+"""The teacher's input frames per second (10 ms hop, both front-ends)."""
+
+Frontend = Literal["kaldi_fbank", "3dspeaker_rdino"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class SpeakerEncoderConfig:
 
     n_mels: int = 80
     instance_norm: bool = True  # per-utterance mean/variance normalisation of the input (RDINO)
+    # the waveform -> log-mel front-end (SpeakerFrontend): jooci's Kaldi fbank, or the torchaudio
+    # mel spectrogram 3D-Speaker's RDINO was trained on (imported teachers, method.md T33)
+    frontend: Frontend = "kaldi_fbank"
     ecapa: EcapaConfig = field(default_factory=lambda: EcapaConfig(channels=512, embed_dim=192))
 
 
@@ -96,16 +109,25 @@ class SpeakerEncoder(nn.Module):
 
 
 class SpeakerFrontend(nn.Module):
-    """Waveforms -> the teacher's input: Kaldi log-mel filterbank energies at 100 Hz
-    (:func:`jooci.features.log_mel`: 25 ms povey window, 10 ms hop, 512-point FFT, bands from
-    20 Hz to Nyquist) with ``n_mels`` bands, 0 at padding frames. No parameters."""
+    """Waveforms -> the teacher's input at 100 Hz with ``n_mels`` bands, 0 at padding frames.
+    No parameters.
 
-    def __init__(self, n_mels: int):
+    ``kaldi_fbank``: Kaldi log-mel filterbank energies (:func:`jooci.features.log_mel`: 25 ms
+    povey window, 10 ms hop, 512-point FFT, bands from 20 Hz to Nyquist), frame ``j`` from
+    samples ``[160 j, 160 j + 400)``. ``3dspeaker_rdino``: 3D-Speaker RDINO's input
+    (:func:`jooci.features.rdino_log_mel`), centred frames, frame ``j`` centred on sample ``160 j``."""
+
+    def __init__(self, n_mels: int, kind: Frontend = "kaldi_fbank"):
         super().__init__()
+        if kind not in ("kaldi_fbank", "3dspeaker_rdino"):
+            raise ValueError(f"unknown speaker front-end {kind!r}; choose kaldi_fbank or 3dspeaker_rdino")
         self.n_mels = n_mels
+        self.kind = kind
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
-        """(B,) sample counts -> (B,) 100 Hz frame counts."""
+        """(B,) sample counts -> (B,) 100 Hz frame counts of this front-end's framing."""
+        if self.kind == "3dspeaker_rdino":
+            return rdino_frame_lengths(lengths)
         return frame_lengths(lengths, FRAME_RATE)
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -114,7 +136,10 @@ class SpeakerFrontend(nn.Module):
         if waveforms.dim() != 2:
             raise ValueError(f"waveforms must be (batch, samples), got shape {tuple(waveforms.shape)} "
                              "(log-mel frames go to SpeakerModel.forward_features)")
-        mel, frames = log_mel(waveforms, lengths, rate=FRAME_RATE, num_mel_bins=self.n_mels)
+        if self.kind == "3dspeaker_rdino":
+            mel, frames = rdino_log_mel(waveforms, lengths, num_mel_bins=self.n_mels)
+        else:
+            mel, frames = log_mel(waveforms, lengths, rate=FRAME_RATE, num_mel_bins=self.n_mels)
         return mel.to(waveforms.device), frames.to(waveforms.device)
 
 
@@ -138,7 +163,7 @@ class SpeakerModel(Pretrained, nn.Module):
         if cfg.head.in_dim != cfg.encoder.ecapa.embed_dim:
             raise ValueError(f"head.in_dim {cfg.head.in_dim} != encoder embed_dim {cfg.encoder.ecapa.embed_dim}")
         self.cfg = cfg
-        self.frontend = SpeakerFrontend(cfg.encoder.n_mels)
+        self.frontend = SpeakerFrontend(cfg.encoder.n_mels, cfg.encoder.frontend)
         self.encoder = SpeakerEncoder(cfg.encoder)
         self.head = DINOHead(cfg.head)
 
@@ -153,7 +178,8 @@ class SpeakerModel(Pretrained, nn.Module):
         return SpeakerOutput(emb, self.head(emb))
 
     def frame_lengths(self, lengths: Tensor) -> Tensor:
-        """(B,) sample counts -> (B,) frame counts of :meth:`extract_features` (50 Hz)."""
+        """(B,) sample counts -> (B,) frame counts of :meth:`extract_features` (50 Hz, the CNN's
+        count, whichever front-end)."""
         return frame_lengths(lengths, 50)
 
     @property
@@ -164,16 +190,26 @@ class SpeakerModel(Pretrained, nn.Module):
     def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> FeatureOutput:
         """The encoder's block outputs as hidden states (B, T, C) and its utterance embedding.
 
-        The blocks run at 100 Hz; the states are their even frames, 50 Hz like every other jooci
-        upstream (100 Hz frame ``2 i`` covers exactly the samples of 50 Hz frame ``i``, see
-        :mod:`jooci.features`). Call ``model.eval()`` first (BatchNorm). ``content_states`` is
-        empty; ``other_states`` are the hidden states.
+        The blocks run at 100 Hz; the states are every other frame, 50 Hz and as many as every
+        other jooci upstream's (:meth:`frame_lengths`). Kaldi front-end: the even frames (100 Hz
+        frame ``2 i`` covers exactly the samples of 50 Hz frame ``i``, see :mod:`jooci.features`).
+        3D-Speaker front-end (centred frames): the odd ones, frame ``2 i + 1`` centred on sample
+        ``320 i + 160``, 40 samples before the centre of CNN frame ``i``. Call ``model.eval()``
+        first (BatchNorm). ``content_states`` is empty; ``other_states`` are the hidden states.
         """
         features, frames = self.frontend(waveforms, lengths)
         outs, frames, valid = self.encoder.encode(features, frames)
         embedding = self.encoder.pooling(outs, frames, valid)
-        states = [o.transpose(1, 2)[:, ::2] for o in outs]
-        n = (frames + 1) // 2
+        if self.frontend.kind == "3dspeaker_rdino":
+            samples = (torch.full((waveforms.shape[0],), waveforms.shape[1], dtype=torch.long)
+                       if lengths is None else lengths)
+            n = self.frame_lengths(samples).to(frames.device)
+            width = int(n.max()) if len(n) else 0
+            keep = ~padding_mask(n, width)
+            states = [o.transpose(1, 2)[:, 1::2][:, :width] * keep[..., None].to(o.dtype) for o in outs]
+        else:
+            states = [o.transpose(1, 2)[:, ::2] for o in outs]
+            n = (frames + 1) // 2
         pad = padding_mask(n, states[0].shape[1])
         return FeatureOutput(list(states), [], list(states), n, pad, embedding)
 
