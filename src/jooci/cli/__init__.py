@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not args.verbose:  # faiss logs each SIMD variant it fails to load, at INFO
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     module, _ = COMMANDS[args.command]
     try:
         return module.run(args)
