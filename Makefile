@@ -10,7 +10,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv test test-reliability test-slow test-gpu test-wheel demo bench clean
+.PHONY: venv test test-reliability test-slow test-gpu test-wheel demo bench rehearsal clean
 
 venv: $(STAMP)
 
@@ -68,6 +68,14 @@ BENCH_DEPS := venv
 endif
 bench: $(BENCH_DEPS)
 	PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH} $(BENCH_PY) benchmarks/run.py --mode $(MODE) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# The real-format rehearsal (benchmarks/rehearsal.py): synth in the LibriSpeech/VoxCeleb1/IEMOCAP
+# layouts -> prepare -> base pretraining on 2 gloo ranks (targets on both, a few steps per phase) ->
+# evaluate beside a random HF HubertModel -> report; wall time and peak memory per stage in
+# runs/rehearsal-$(HOURS)h/rehearsal.{json,md}. HOURS=1 takes about an hour on 2 cores.
+HOURS ?= 1
+rehearsal: venv
+	$(PY) benchmarks/rehearsal.py --hours $(HOURS) --out runs/rehearsal-$(HOURS)h
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
