@@ -256,7 +256,6 @@ def mfcc(
 # the wavs with scipy's ``wavfile.read``: int16 values, so the waveform is scaled by 32768.
 
 RDINO_HOP = 160
-RDINO_N_FFT = 512
 RDINO_SCALE = 32768.0
 """The waveform scale of 3D-Speaker's RDINO training (int16 samples, scipy ``wavfile.read``)."""
 RDINO_LOG_OFFSET = 1e-6
@@ -280,7 +279,7 @@ def _htk_mel_banks(num_bins: int, f_min: float, f_max: float) -> torch.Tensor:
     from edge ``m`` to ``m + 1`` and falls to ``m + 2``, evaluated at the FFT bins' frequencies."""
     if not 0 <= f_min < f_max <= SAMPLE_RATE / 2:
         raise ValueError(f"bad mel range: f_min {f_min}, f_max {f_max}")
-    freqs = torch.linspace(0.0, SAMPLE_RATE / 2, RDINO_N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+    freqs = torch.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1, dtype=torch.float64)[:, None]
     lo, hi = _htk_mel(torch.tensor(f_min, dtype=torch.float64)), _htk_mel(torch.tensor(f_max, dtype=torch.float64))
     edges = 700.0 * (10.0 ** (torch.linspace(float(lo), float(hi), num_bins + 2, dtype=torch.float64) / 2595.0) - 1.0)
     left, center, right = edges[None, :-2], edges[None, 1:-1], edges[None, 2:]
@@ -292,8 +291,8 @@ def _htk_mel_banks(num_bins: int, f_min: float, f_max: float) -> torch.Tensor:
 def _rdino_window() -> torch.Tensor:
     """Periodic Hann of 400, zero-padded on both sides to 512 (as ``torch.stft`` centres a short window)."""
     w = torch.hann_window(WINDOW, periodic=True, dtype=torch.float64)
-    side = (RDINO_N_FFT - WINDOW) // 2
-    return F.pad(w, (side, RDINO_N_FFT - WINDOW - side)).float()
+    side = (N_FFT - WINDOW) // 2
+    return F.pad(w, (side, N_FFT - WINDOW - side)).float()
 
 
 def _reflect_padded(waveforms: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -301,7 +300,7 @@ def _reflect_padded(waveforms: torch.Tensor, lengths: torch.Tensor, width: int) 
     both ends, as ``torch.stft(center=True, pad_mode="reflect")``, ``width`` samples wide. Samples
     past a row's length are never read. Rows up to the pad's length (torch.stft refuses them) are
     reflected again at the other end (numpy's ``pad(mode="reflect")`` does the same)."""
-    half = RDINO_N_FFT // 2
+    half = N_FFT // 2
     n = lengths.to(waveforms.device)[:, None]
     i = torch.arange(width, device=waveforms.device)[None, :] - half
     period = (2 * (n - 1)).clamp(min=1)
@@ -339,8 +338,8 @@ def rdino_log_mel(
     t = _tmax(n)
     if t == 0:
         return waveforms.new_zeros(waveforms.shape[0], 0, num_mel_bins, dtype=torch.float32), n
-    x = _reflect_padded(waveforms.float() * scale, lengths, (t - 1) * RDINO_HOP + RDINO_N_FFT)
-    frames = x.unfold(1, RDINO_N_FFT, RDINO_HOP) * _rdino_window().to(x.device)  # (B, T, 512)
+    x = _reflect_padded(waveforms.float() * scale, lengths, (t - 1) * RDINO_HOP + N_FFT)
+    frames = x.unfold(1, N_FFT, RDINO_HOP) * _rdino_window().to(x.device)  # (B, T, 512)
     spec = torch.view_as_real(torch.fft.rfft(frames)).pow(2).sum(-1)  # (B, T, 257) power
     mel = spec @ _htk_mel_banks(num_mel_bins, f_min, f_max).to(x.device)
     return _mask_padding((mel + RDINO_LOG_OFFSET).log(), n), n
