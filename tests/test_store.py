@@ -61,6 +61,34 @@ def test_per_layer_store_round_trip_and_float16(tmp_path):
         StoreWriter(tmp_path / "x", layers=[0]).add("u", utts[0][1])  # an array where layers are expected
 
 
+def test_read_copies_frames_through_the_file(tmp_path):
+    utts = _utts(4, dim=5)
+    w = StoreWriter(tmp_path / "out", layers=[0, 2], dtype="float16", shard_size=3)
+    for u, x in utts:
+        w.add(u, {0: x, 2: 2 * x})
+    w.close()
+    for shard in open_store(tmp_path / "out").shards:
+        for k in range(len(shard)):
+            for layer in (0, 2):
+                view = shard.utterance(k, layer)
+                got = shard.read(k, layer)
+                assert not isinstance(got, np.memmap) and got.flags.owndata and np.array_equal(got, view)
+                assert np.array_equal(shard.read(k, layer, 1, 4), view[1:4])
+                assert shard.read(k, layer, 3, 10_000).shape == (max(0, len(view) - 3), 5)  # clipped at the end
+    with pytest.raises(StoreError, match="needs layer"):
+        shard.read(0)
+    one = tmp_path / "one"
+    with ShardWriter(one) as w:
+        for u, x in utts:
+            w.add(u, x)
+    shard = open_shard(one)
+    assert np.array_equal(shard.read(3, None, 2, 5), utts[3][1][2:5])
+    data = (tmp_path / "one.npy").read_bytes()
+    (tmp_path / "one.npy").write_bytes(data[: len(data) - 40])  # cut short after it was opened
+    with pytest.raises(StoreError, match=r"one\.npy: cut short: utterance 3"):
+        shard.read(3)
+
+
 def test_killed_writer_leaves_no_finished_shard(tmp_path):
     prefix = tmp_path / "feat_0_1"
     code = (f"import os, signal, numpy as np\nfrom jooci.store import ShardWriter\n"

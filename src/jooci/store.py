@@ -385,6 +385,38 @@ class Shard:
         """``(T, D)`` frames of utterance ``utt_id``."""
         return self.utterance(self.row(utt_id), layer)
 
+    def read(self, k: int, layer: int | None = None, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames ``start:stop`` of the ``k``-th utterance as a new array, read with file I/O.
+
+        :meth:`utterance` gives a view of the memory map, whose pages, once touched, count in the
+        process's resident memory for as long as the shard is open; reading through the file
+        leaves them in the OS page cache instead, so a reader that walks a cache larger than RAM
+        (an evaluation streaming its batches) holds only what it keeps.
+        """
+        if layer is None and self.layers is not None:
+            raise StoreError(f"{self.prefix}: a per-layer shard needs layer=")
+        a = self.arrays[layer]
+        n = int(self.lengths[k])
+        stop = n if stop is None else min(int(stop), n)
+        start = min(max(0, int(start)), stop)
+        out = np.empty((stop - start, a.shape[1]), dtype=a.dtype)
+        if out.size == 0:
+            return out
+        if not isinstance(a, np.memmap):  # loaded whole (not mapped): nothing to keep out of memory
+            out[:] = a[self.offsets[k] + start : self.offsets[k] + stop]
+            return out
+        buf = memoryview(out).cast("B")
+        with open(a.filename, "rb", buffering=0) as f:
+            f.seek(a.offset + int(self.offsets[k] + start) * a.shape[1] * a.itemsize)
+            got = 0
+            while got < len(buf):
+                n_read = f.readinto(buf[got:])
+                if not n_read:
+                    raise StoreError(f"{a.filename}: cut short: utterance {k} of {self.prefix.name} "
+                                     "runs past the end of the file")
+                got += n_read
+        return out
+
     def __iter__(self) -> Iterator[tuple[str, np.ndarray | dict[int, np.ndarray]]]:
         """``(id, frames)`` in order; frames is ``{layer: array}`` for a per-layer shard."""
         for k, u in enumerate(self.ids):

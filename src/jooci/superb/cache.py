@@ -15,9 +15,15 @@ looked up by ``(audio path, num_samples)``, so one file named by several manifes
 Layout::
 
     <cache>/<fingerprint>/upstream.json           UpstreamInfo
-    <cache>/<fingerprint>/chunk_0000/paths.json   [[path, num_samples], ...] (row = shard order)
+    <cache>/<fingerprint>/chunk_0000/paths.json   [[path, num_samples], ...] (id = row here)
     <cache>/<fingerprint>/chunk_0000/shard_00000.layerXX.npy, .len, .ids, .json, index.json
                                                   (a jooci.store folder)
+
+A chunk is written in shards of :data:`SHARD_UTTERANCES` utterances, each finished (renamed into
+place, index last) before the next begins, so an extraction killed part-way keeps its finished
+shards: the next run reads them and extracts only the rest. Tasks read features through
+:meth:`FeatureBank.read`, with file I/O rather than through the memory maps, so the process holds
+the batches it builds and nothing of the cache it has walked (``docs/evaluation.md``, memory).
 """
 
 from __future__ import annotations
@@ -40,13 +46,14 @@ from jooci.extract import extract_to_shards
 from jooci.features import log_mel
 from jooci.fileio import atomic_write_json
 from jooci.models.outputs import FeatureOutput
-from jooci.store import FeatureStore, IncompleteShardError, Shard, StoreError, open_store
+from jooci.store import INDEX, IncompleteShardError, Shard, StoreError, open_shard, open_store, shard_info
 from jooci.superb.featurizer import UpstreamInfo, layer_names
 
 log = logging.getLogger(__name__)
 
 FBANK = "fbank"
 CACHE_VERSION = 1
+SHARD_UTTERANCES = 256  # per cache shard: what an interrupted extraction loses at most
 
 
 class FbankUpstream(nn.Module):
@@ -162,48 +169,67 @@ def _load_hf_upstream(hf, device: str) -> tuple[nn.Module, UpstreamInfo, str]:
 class FeatureBank:
     """Cached hidden states of one upstream, looked up by utterance.
 
-    ``frames(utt)`` -> ``(L, T, D)`` float16 (stacked from memory-mapped shards; L = the layers
-    asked for). Chunks that do not open as a finished :mod:`jooci.store` folder (an interrupted
-    extraction, or a cache from another format version) are ignored, and removed by the next
-    :func:`extract_missing`.
+    ``read(utt)`` -> ``(L, T, D)`` float16 (L = the layers asked for), read from the shards' files.
+    Finished shards are used wherever they are: in a finished chunk, or in one whose extraction
+    was cut short. Chunks from another format version are ignored (and removed by the next
+    :func:`extract_missing`).
     """
 
     def __init__(self, root: Path, layers: Sequence[int]):
         self.root, self.layers = root, list(layers)
-        self._where: dict[tuple[str, int], tuple[int, Shard, int]] = {}  # key -> (chunk, shard, row)
-        for k, chunk in enumerate(sorted(root.glob("chunk_*"))):
-            store = _open_chunk(chunk, self.layers)
-            if store is None:
+        self._where: dict[tuple[str, int], tuple[Shard, int]] = {}  # key -> (shard, row)
+        for chunk in sorted(root.glob("chunk_*")):
+            shards = _chunk_shards(chunk, self.layers)
+            if not shards:
                 continue
             paths = json.loads((chunk / "paths.json").read_text())
-            for shard in store.shards:
+            for shard in shards:
                 for row, uid in enumerate(shard.ids):
                     p, ns = paths[int(uid)]
-                    self._where[(p, int(ns))] = (k, shard, row)
+                    self._where[(p, int(ns))] = (shard, row)
 
     def __contains__(self, utt: Utterance) -> bool:
         return (utt.path, utt.num_samples) in self._where
 
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def read(self, utt: Utterance, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(L, t, D) float16 features of ``utt``, frames ``start:stop`` (default all)."""
+        shard, row = self._where[(utt.path, utt.num_samples)]
+        return np.stack([shard.read(row, i, start, stop) for i in self.layers])
+
     def frames(self, utt: Utterance) -> np.ndarray:
-        """(L, T, D) float16 features of ``utt``."""
-        _, shard, row = self._where[(utt.path, utt.num_samples)]
-        return np.stack([shard.utterance(row, i) for i in self.layers])
+        """(L, T, D) float16 features of ``utt`` (all its frames: :meth:`read`)."""
+        return self.read(utt)
 
     def num_frames(self, utt: Utterance) -> int:
-        _, shard, row = self._where[(utt.path, utt.num_samples)]
+        shard, row = self._where[(utt.path, utt.num_samples)]
         return int(shard.lengths[row])
 
 
-def _open_chunk(chunk: Path, layers: Sequence[int]) -> FeatureStore | None:
+def _chunk_shards(chunk: Path, layers: Sequence[int]) -> list[Shard]:
+    """The finished shards of a cache chunk: all of a finished chunk's, or those an extraction cut
+    short had finished; [] for a chunk that is not a cache chunk of this version."""
     if not (chunk / "paths.json").is_file():
-        return None
+        return []
     try:
-        return open_store(chunk, layers)
+        return open_store(chunk, layers).shards
     except IncompleteShardError:
-        return None  # an interrupted extraction
+        pass  # cut short: its finished shards below
     except StoreError as e:
         log.warning("%s: ignoring a cache chunk that does not open (%s); it will be extracted again", chunk, e)
-        return None
+        return []
+    shards = []
+    for index in sorted(chunk.glob("shard_*.json")):
+        prefix = index.with_suffix("")
+        if shard_info(prefix) is None:
+            continue
+        try:
+            shards.append(open_shard(prefix, layers))
+        except StoreError as e:
+            log.warning("%s: ignoring a cache shard that does not open (%s); it will be extracted again", prefix, e)
+    return shards
 
 
 def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterances: Sequence[Utterance],
@@ -225,9 +251,11 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
         return 0
     # longest first: batches of similar lengths waste little on padding
     keys = sorted(todo, key=lambda k: -k[1])
-    for old in root.glob("chunk_*"):
-        if _open_chunk(old, []) is None:
-            shutil.rmtree(old)  # an interrupted extraction (one writer per cache folder is assumed)
+    for old in root.glob("chunk_*"):  # one writer per cache folder is assumed
+        if not _chunk_shards(old, []):
+            shutil.rmtree(old)  # nothing finished in it, or another version
+        elif not (old / INDEX).is_file():
+            _drop_unfinished(old)  # cut short: its finished shards stay and are used
     k = 1 + max([int(p.name.split("_")[1]) for p in root.glob("chunk_*")], default=-1)
     chunk = root / f"chunk_{k:04d}"
     chunk.mkdir()
@@ -235,5 +263,16 @@ def extract_missing(module: nn.Module, info: UpstreamInfo, root: Path, utterance
     utts = [Utterance(id=str(i), path=todo[key].path, num_samples=todo[key].num_samples,
                       sample_rate=todo[key].sample_rate) for i, key in enumerate(keys)]
     extract_to_shards(module, utts, chunk, layers=None, batch_seconds=batch_seconds, progress=progress,
-                      shard_size=len(utts) + 1, dtype="float16", max_skipped=max_skipped)
+                      shard_size=SHARD_UTTERANCES, dtype="float16", max_skipped=max_skipped)
     return len(utts)
+
+
+def _drop_unfinished(chunk: Path) -> None:
+    """Delete what a killed extraction left of its last shard (temporary files, files of a shard
+    without its index); the chunk's finished shards are kept."""
+    finished = {p.with_suffix("").name for p in chunk.glob("shard_*.json") if shard_info(p.with_suffix("")) is not None}
+    for f in chunk.iterdir():
+        if f.name.startswith(".") and f.name.endswith(".tmp"):
+            f.unlink()
+        elif f.name.startswith("shard_") and f.name.split(".")[0] not in finished:
+            f.unlink()

@@ -18,7 +18,7 @@ from jooci.data.corpora import Trial
 from jooci.superb.data import TaskSplits
 from jooci.superb.featurizer import Featurizer
 from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, bootstrap_interval, eer, min_dcf
-from jooci.superb.tasks.common import FeatureView, FrameBatch, TaskSettings, frame_batches, padding_mask
+from jooci.superb.tasks.common import FeatureView, FrameBatch, FrameBatches, TaskSettings, padding_mask, plan_batches
 
 
 class XVectorHead(nn.Module):
@@ -78,12 +78,13 @@ class ASVTask:
         self.speakers = sorted({u.speaker for u in splits.train})
         index = {s: i for i, s in enumerate(self.speakers)}
         self.labels = torch.tensor([index[u.speaker] for u in splits.train])
-        self.train_frames = [f.half() for f in view.frames(splits.train)]  # half the RAM
+        self.view, self.train = view, list(splits.train)
+        self.train_lengths = [view.num_frames(u) for u in self.train]
         self.ids = {"dev": [u.id for u in splits.dev], "test": [u.id for u in splits.test]}
-        self.batches = {s: frame_batches(view.frames(getattr(splits, s)), settings.batch_frames) for s in ("dev", "test")}
+        self.batches = {s: FrameBatches(view, getattr(splits, s), settings.batch_frames) for s in ("dev", "test")}
         self.trials = {"dev": splits.dev_trials or [], "test": splits.trials or []}
         # training batches: similar lengths together, so a common crop wastes little
-        self.train_batches_rows = [b.rows for b in frame_batches(self.train_frames, settings.batch_frames)]
+        self.train_batches_rows = plan_batches(self.train_lengths, settings.batch_frames)
 
     def build_head(self) -> nn.Module:
         return XVectorHead(self.num_layers, self.dim, len(self.speakers), self.normalize)
@@ -92,12 +93,11 @@ class ASVTask:
         for i in torch.randperm(len(self.train_batches_rows), generator=gen).tolist():
             rows = self.train_batches_rows[i]
             # one random crop length per batch: no padding in training (BatchNorm statistics stay clean)
-            t = min(self.crop, min(self.train_frames[r].shape[1] for r in rows))
+            t = min(self.crop, min(self.train_lengths[r] for r in rows))
             xs = []
-            for r in rows:
-                f = self.train_frames[r]
-                start = int(torch.randint(0, f.shape[1] - t + 1, (1,), generator=gen))
-                xs.append(f[:, start:start + t])
+            for r in rows:  # only the crop is read from the cache
+                start = int(torch.randint(0, self.train_lengths[r] - t + 1, (1,), generator=gen))
+                xs.append(self.view.read(self.train[r], start, start + t).half())
             yield FrameBatch(torch.stack(xs, dim=1), torch.full((len(rows),), t), rows)
 
     def loss(self, head: nn.Module, batch: FrameBatch) -> Tensor:

@@ -67,20 +67,30 @@ class TaskResult:
 
 
 class FeatureView:
-    """Cached features of a task's utterances as float32 tensors, normalised once if asked."""
+    """Cached features of a task's utterances as tensors (the selected layers), normalised as they
+    are read if asked. Nothing is kept: every call reads the cache (:meth:`FeatureBank.read`)."""
 
     def __init__(self, bank: FeatureBank, featurizer_normalize: bool, layers: Sequence[int]):
         self.bank, self.layers = bank, list(layers)
         self._prep = Featurizer(1, normalize=featurizer_normalize).prepare
 
+    def num_frames(self, utt: Utterance) -> int:
+        return self.bank.num_frames(utt)
+
+    def read(self, utt: Utterance, start: int = 0, stop: int | None = None) -> Tensor:
+        """(L, t, D) float32 frames ``start:stop`` of ``utt`` (the normalisation is per frame, so a
+        crop read alone equals the same crop of the whole utterance)."""
+        return self._prep(torch.from_numpy(self.bank.read(utt, start, stop)[self.layers]))
+
     def frames(self, utts: Sequence[Utterance]) -> list[Tensor]:
-        """One (L, T_i, D) float32 tensor per utterance (L = the selected layers)."""
-        return [self._prep(torch.from_numpy(self.bank.frames(u)[self.layers])) for u in utts]
+        """One (L, T_i, D) float32 tensor per utterance (all held at once: for small sets)."""
+        return [self.read(u) for u in utts]
 
     def pooled(self, utts: Sequence[Utterance]) -> Tensor:
         """(N, L, D) per-layer means over each utterance's frames (mean pooling commutes with the
-        weighted sum, so utterance-level heads train on these, not on frames)."""
-        return torch.stack([f.mean(dim=1) for f in self.frames(utts)])
+        weighted sum, so utterance-level heads train on these, not on frames), one utterance read
+        at a time."""
+        return torch.stack([self.read(u).mean(dim=1) for u in utts])
 
 
 @dataclass
@@ -92,28 +102,60 @@ class FrameBatch:
     rows: list[int]
 
 
-def frame_batches(frames: Sequence[Tensor], batch_frames: int) -> list[FrameBatch]:
-    """Group utterances of similar length (sorted) into padded batches of at most ``batch_frames``
+def plan_batches(lengths: Sequence[int], batch_frames: int) -> list[list[int]]:
+    """Rows grouped by length (sorted, shortest first) into batches of at most ``batch_frames``
     padded frames each (at least one utterance per batch)."""
-    order = sorted(range(len(frames)), key=lambda i: frames[i].shape[1])
-    batches, cur = [], []
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
     for i in order:
-        longest = max([frames[j].shape[1] for j in cur] + [frames[i].shape[1]])
-        if cur and longest * (len(cur) + 1) > batch_frames:
+        if cur and max(longest, lengths[i]) * (len(cur) + 1) > batch_frames:
             batches.append(cur)
-            cur = []
+            cur, longest = [], 0
         cur.append(i)
+        longest = max(longest, lengths[i])
     if cur:
         batches.append(cur)
-    out = []
-    for rows in batches:
-        t = max(frames[i].shape[1] for i in rows)
-        L, _, D = frames[rows[0]].shape
-        x = torch.zeros(L, len(rows), t, D, dtype=torch.float16)  # half the RAM; summed in float32
-        for b, i in enumerate(rows):
-            x[:, b, : frames[i].shape[1]] = frames[i]
-        out.append(FrameBatch(x, torch.tensor([frames[i].shape[1] for i in rows]), rows))
-    return out
+    return batches
+
+
+def pad_batch(frames: Sequence[Tensor], rows: list[int]) -> FrameBatch:
+    """(L, T_i, D) tensors -> one :class:`FrameBatch` (float16, zero padding)."""
+    t = max(f.shape[1] for f in frames)
+    L, _, D = frames[0].shape
+    x = torch.zeros(L, len(frames), t, D, dtype=torch.float16)  # half the RAM; summed in float32
+    for b, f in enumerate(frames):
+        x[:, b, : f.shape[1]] = f
+    return FrameBatch(x, torch.tensor([f.shape[1] for f in frames]), list(rows))
+
+
+class FrameBatches(Sequence[FrameBatch]):
+    """A split's padded batches, planned from the cache's frame counts and read from the cache
+    each time one is asked for: memory holds the batch in use, not the split. (Each epoch reads
+    the split again; the OS page cache serves what fits in RAM.)"""
+
+    def __init__(self, view: FeatureView, utts: Sequence[Utterance], batch_frames: int):
+        self.view, self.utts = view, list(utts)
+        self.lengths = [view.num_frames(u) for u in self.utts]
+        self.plan = plan_batches(self.lengths, batch_frames)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> FrameBatch:  # type: ignore[override]
+        rows = self.plan[i]
+        return pad_batch([self.view.read(self.utts[r]) for r in rows], rows)
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        return (self[i] for i in range(len(self)))
+
+
+def frame_batches(frames: Sequence[Tensor], batch_frames: int) -> list[FrameBatch]:
+    """In-memory (L, T_i, D) tensors -> the padded batches :class:`FrameBatches` would read
+    (the same plan)."""
+    return [pad_batch([frames[i] for i in rows], rows)
+            for rows in plan_batches([f.shape[1] for f in frames], batch_frames)]
 
 
 def shuffled(items: Sequence[Any], gen: torch.Generator) -> Iterator[Any]:

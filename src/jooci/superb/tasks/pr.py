@@ -15,7 +15,7 @@ from jooci.data.synth import ARPABET_39
 from jooci.superb.data import TaskDataError, TaskSplits
 from jooci.superb.featurizer import Featurizer
 from jooci.superb.metrics import bootstrap_interval, error_items, error_rate
-from jooci.superb.tasks.common import FeatureView, FrameBatch, TaskSettings, frame_batches, greedy_ctc, shuffled
+from jooci.superb.tasks.common import FeatureView, FrameBatch, FrameBatches, TaskSettings, greedy_ctc, shuffled
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
@@ -81,14 +81,14 @@ class CTCTask:
         self.index = {t: i + 1 for i, t in enumerate(self.vocab)}  # 0 = blank
         self.settings, self.num_layers, self.dim, self.normalize = settings, num_layers, dim, normalize
         self.refs: dict[str, list[list[str]]] = {}
-        self.batches: dict[str, list[FrameBatch]] = {}
+        self.batches: dict[str, FrameBatches] = {}
         self.targets: dict[str, list[Tensor]] = {}
         for split in ("train", "dev", "test"):
             utts: list[Utterance] = getattr(splits, split)
             self.refs[split] = targets[split]
             self.targets[split] = [torch.tensor([self.index[t] for t in self.tokens(seq)], dtype=torch.long)
                                    for seq in targets[split]]
-            self.batches[split] = frame_batches(view.frames(utts), settings.batch_frames)
+            self.batches[split] = FrameBatches(view, utts, settings.batch_frames)  # read as used
 
     def tokens(self, seq: list[str]) -> list[str]:
         """The CTC target tokens of a reference (phones as they are; ASR spells words out)."""
