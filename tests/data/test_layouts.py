@@ -3,6 +3,7 @@ trees, read back by the real scanners (jooci.data.corpora) and checked against t
 
 import json
 
+import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
@@ -70,6 +71,26 @@ def test_librispeech_reads_back_with_ids_speakers_texts_and_samples(source, layo
     np.testing.assert_array_equal(a, b)
     subsets = {m["synth_split"]: m["split"] for m in mapping}
     assert subsets["pretrain"] == "train-clean-360" and subsets["test"] == "test-clean"
+
+
+def test_librispeech_lexicon_covers_the_transcripts_and_matches_us_voices(source, layouts):
+    from jooci.data.synth import ARPABET_39
+    from jooci.superb.data import add_lexicon_phones, read_lexicon
+
+    out, summary = layouts["librispeech"]
+    lexicon = read_lexicon(out / "librispeech-lexicon.txt")  # as evaluate --lexicon reads it
+    scanned = scan_librispeech(out)
+    words = {w for u in scanned for w in u.words}
+    assert set(lexicon) == words and summary["stats"]["lexicon_words"] == len(words)
+    assert {p for phones in lexicon.values() for p in phones} <= set(ARPABET_39)
+    assert len(add_lexicon_phones(scanned, lexicon, "libri")) == len(scanned)  # nothing out of the lexicon
+    # a dictionary of the en-us voice: an en-us speaker's phones differ from it only where a word
+    # said in context is reduced ("a": EY alone, AH in a sentence)
+    accent = {s["id"]: s["accent"] for s in json.loads((source / "speakers.json").read_text())}
+    us = [u for u in _synth(source).values() if accent[u.speaker] == "en-us"]
+    refs = [" ".join(u.phones) for u in us]
+    hyps = [" ".join(p for w in u.words for p in lexicon[w]) for u in us]
+    assert us and jiwer.wer(refs, hyps) < 0.05
 
 
 def test_voxceleb1_protocols_read_back(source, layouts):

@@ -12,7 +12,12 @@ manifests) and writes into ``out``:
     test-clean, ``heldout_dev`` -> dev-other. Speakers get numeric ids (seeded, distinct, 2-4 digits);
     chapters hold up to ``CHAPTER_SIZE`` utterances of one speaker in one subset, ids unique across
     the corpus. Unlike real LibriSpeech, a seen speaker is in several subsets (JOOCI-synth's splits
-    are utterance splits over the same speakers); the scanner does not care.
+    are utterance splits over the same speakers); the scanner does not care. Beside the tree,
+    ``out/librispeech-lexicon.txt`` (as LibriSpeech's resources, openslr SLR11, ship one):
+    ``WORD<TAB>PH1 PH2 ...`` for every word of the transcripts, ARPAbet-39 without stress, each word
+    spoken alone by espeak-ng's ``en-us`` voice: a dictionary, so, as with a real lexicon, a word
+    said in context or in another accent may differ from it. ``jooci evaluate --lexicon`` reads it
+    to give PR its phones.
 ``voxceleb1``
     ``out/wav/idXXXXX/VIDEO/NNNNN.wav`` (ids from id10001, in a seeded order; videos are 11-character
     YouTube-like ids, up to ``VIDEO_SIZE`` utterances each, files numbered from 00001 per video),
@@ -62,7 +67,8 @@ from jooci.data.manifest import Utterance, read_manifest, resolve
 from jooci.fileio import atomic_write_text
 
 LAYOUTS = ("librispeech", "voxceleb1", "iemocap")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the LibriSpeech layout has librispeech-lexicon.txt
+LEXICON = "librispeech-lexicon.txt"
 SYNTH_SPLITS = ("pretrain", "train", "dev", "test", "heldout_dev")
 LIBRI_SUBSET = {"pretrain": "train-clean-360", "train": "train-clean-100", "dev": "dev-clean",
                 "test": "test-clean", "heldout_dev": "dev-other"}
@@ -77,7 +83,7 @@ _CATEGORY = {"neu": "Neutral state", "hap": "Happiness", "exc": "Excited", "sad"
 CHAPTER_SIZE = 20
 VIDEO_SIZE = 6
 DIALOG_SIZE = 24
-_OWN = ("LibriSpeech", "wav", "iden_split.txt", "veri_test2.txt", "IEMOCAP_full_release",
+_OWN = ("LibriSpeech", LEXICON, "wav", "iden_split.txt", "veri_test2.txt", "IEMOCAP_full_release",
         "layout.json", "layout_map.jsonl")
 _YT = string.ascii_letters + string.digits + "-_"
 
@@ -232,7 +238,27 @@ def _librispeech(source, out, utts, speakers, rng, **_):
                                 "speaker": spk_id[spk], "split": subset, "synth_split": u.split})
                 per_subset[subset] += 1
             (folder / f"{spk_id[spk]}-{chapter}.trans.txt").write_text("".join(lines), encoding="utf-8")
-    return files, mapping, {"speakers": len(spk_id), "subsets": dict(sorted(per_subset.items()))}
+    lexicon = word_pronunciations(sorted({w for u in utts for w in (u.words or u.text.split())}))
+    atomic_write_text(out / LEXICON, "".join(f"{w.upper()}\t{' '.join(p)}\n" for w, p in lexicon.items()))
+    return files, mapping, {"speakers": len(spk_id), "subsets": dict(sorted(per_subset.items())),
+                            "lexicon_words": len(lexicon)}
+
+
+def word_pronunciations(words: list[str], voice: str = "en-us") -> dict[str, tuple[str, ...]]:
+    """ARPAbet-39 phones of each word spoken alone by espeak-ng's ``voice`` (a dictionary entry)."""
+    from jooci.data.synth.espeak import Espeak, ipa_to_arpabet
+
+    engine = Espeak()
+    engine.set_voice(voice)
+    out = {}
+    for w in words:
+        _, events = engine.synth(w, seed=0)
+        phones = tuple(p for e in events if e.name.replace("ˈ", "").replace("ˌ", "")
+                       for p in ipa_to_arpabet(e.name))
+        if not phones:
+            raise LayoutError(f"espeak-ng gives no phones for the word {w!r}")
+        out[w] = phones
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
