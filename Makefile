@@ -70,12 +70,14 @@ bench: $(BENCH_DEPS)
 	PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH} $(BENCH_PY) benchmarks/run.py --mode $(MODE) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 # The real-format rehearsal (benchmarks/rehearsal.py): synth in the LibriSpeech/VoxCeleb1/IEMOCAP
-# layouts -> prepare -> base pretraining on 2 gloo ranks (targets on both, a few steps per phase) ->
-# evaluate beside a random HF HubertModel -> report; wall time and peak memory per stage in
-# runs/rehearsal-$(HOURS)h/rehearsal.{json,md}. HOURS=1 takes about an hour on 2 cores.
+# layouts -> prepare -> PRESET pretraining on 2 gloo ranks (targets on both, a few steps per phase)
+# -> evaluate beside a random HF HubertModel of the preset's shape -> report; wall time and peak
+# memory per stage in runs/rehearsal-$(PRESET)-$(HOURS)h/rehearsal.{json,md}. HOURS=1 with the base
+# preset takes about two hours on 2 cores; PRESET=tiny is minutes per hour of audio.
 HOURS ?= 1
+PRESET ?= base
 rehearsal: venv
-	$(PY) benchmarks/rehearsal.py --hours $(HOURS) --out runs/rehearsal-$(HOURS)h
+	$(PY) benchmarks/rehearsal.py --hours $(HOURS) --preset $(PRESET) --out runs/rehearsal-$(PRESET)-$(HOURS)h
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
