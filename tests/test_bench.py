@@ -90,3 +90,38 @@ def test_profiles(tmp_path):
     assert {p["name"] for p in profiles} == set(m)
     assert all(0 < len(p["top15"]) <= 15 and p["wall_ms_per_run"] > 0 for p in profiles)
     assert Path(f"{out.with_suffix('')}.profile.txt").read_text().count("== ") == len(m)
+
+
+def _module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small", "base"])
+def test_rehearsal_hf_peer_has_the_presets_content_shape(preset):
+    """The rehearsal's random HF HubertModel has the preset's Content Transformer (width, depth,
+    heads, FFN, positional convolution), so the two evaluations compare models of one shape."""
+    from transformers import HubertConfig
+
+    from jooci.models.jooci import jooci_config
+
+    rehearsal = _module("jooci_rehearsal", RUNNER.with_name("rehearsal.py"))
+    hf = HubertConfig(**rehearsal.HF_SHAPES[preset])
+    t = jooci_config(preset).content.transformer
+    assert (hf.hidden_size, hf.num_hidden_layers, hf.num_attention_heads, hf.intermediate_size) == (
+        t.dim, t.num_layers, t.num_heads, t.ffn_dim)
+    assert (hf.num_conv_pos_embeddings, hf.num_conv_pos_embedding_groups) == (t.pos_conv_kernel, t.pos_conv_groups)
+
+
+def test_rehearsal_counts_the_audio_in_an_evaluation_cache(tmp_path):
+    rehearsal = _module("jooci_rehearsal", RUNNER.with_name("rehearsal.py"))
+    for k, rows in enumerate(([["a.wav", 16000 * 1800]], [["b.wav", 16000 * 900], ["c.wav", 16000 * 900]])):
+        chunk = tmp_path / "cache" / "fp" / f"chunk_000{k}"
+        chunk.mkdir(parents=True)
+        (chunk / "paths.json").write_text(json.dumps(rows))
+    assert rehearsal._evaluated_audio_h(tmp_path) == 1.0
+    assert rehearsal._evaluated_audio_h(tmp_path / "none") is None
+    assert rehearsal._du(tmp_path / "cache") == sum(len((p / "paths.json").read_bytes())
+                                                    for p in (tmp_path / "cache" / "fp").iterdir())
