@@ -3,6 +3,7 @@
 ``pip install jooci`` installs what loading, pretraining and evaluating need. The rest is optional::
 
     synth        espeakng-loader   JOOCI-synth (``jooci synth``, ``jooci demo``)
+                 pyroomacoustics   the rooms of JOOCI-synth's recording sessions
     plots        matplotlib        the PNG plots of ``jooci report`` and ``jooci demo``
     faiss        faiss-cpu         faster k-means for targets (scikit-learn is the fallback)
     tensorboard  tensorboard       TensorBoard event files of pretraining and evaluation
@@ -24,6 +25,7 @@ from types import ModuleType
 # module imported -> (extra, PyPI package, what needs it)
 EXTRAS: dict[str, tuple[str, str, str]] = {
     "espeakng_loader": ("synth", "espeakng-loader", "JOOCI-synth"),
+    "pyroomacoustics": ("synth", "pyroomacoustics", "JOOCI-synth's room simulation"),
     "matplotlib": ("plots", "matplotlib", "plotting"),
     "faiss": ("faiss", "faiss-cpu", "faiss k-means"),
     "tensorboard": ("tensorboard", "tensorboard", "TensorBoard logging"),
