@@ -24,6 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of speakers kept for dev trials only (heldout_dev.jsonl, trials_dev.txt; "
                         "default 0.1, 0 for none)")
     p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio file format (16-bit PCM)")
+    p.add_argument("--sessions", type=int, default=0,
+                   help="recording sessions per speaker (format 3: every speaker a voice of its own, each session "
+                        "its own room, microphone, band and noise; default 0: format 2, one clean setting)")
+    p.add_argument("--telephone-fraction", type=float, default=0.2,
+                   help="with --sessions: share of sessions recorded through a telephone band (default 0.2)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
     p.add_argument("--no-progress", action="store_true",
@@ -42,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers,
                       heldout_fraction=args.heldout_fraction,
-                      dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format)
+                      dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format,
+                      sessions=args.sessions, telephone_fraction=args.telephone_fraction)
     if args.layout == "jooci":
         if args.source is not None:
             raise ValueError("--source applies to --layout librispeech, voxceleb1 or iemocap only")
@@ -67,7 +73,8 @@ def summary(out: Path, stats: dict) -> str:
     """The corpus in a few lines: totals, then one table row per split, then the styles."""
     lines = [f"JOOCI-synth corpus in {out}: {stats['utterances']} utterances, {stats['minutes']} min, "
              f"{stats['speakers']} speakers, {len(stats['phones'])}/39 ARPAbet phones, {stats['trials']} ASV trials"
-             + (f", {stats['dev_trials']} dev trials" if stats.get("dev_trials") else ""),
+             + (f", {stats['dev_trials']} dev trials" if stats.get("dev_trials") else "")
+             + (f", {stats['sessions']} recording sessions" if stats.get("sessions") else ""),
              "", "| split | utterances | minutes | speakers |", "|---|---|---|---|"]
     for name, s in stats["splits"].items():
         lines.append(f"| {name} | {s['utterances']} | {s['minutes']} | {s['speakers']} |")

@@ -52,7 +52,9 @@ class PhonemeEvent:
 class Espeak:
     """One espeak-ng engine. The library is process-global: make one per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_path: str | None = None) -> None:
+        """``data_path``: an espeak-ng-data folder (default: the wheel's); :func:`voice_data` makes
+        one that adds voice variants of its own."""
         from jooci.extras import require
 
         espeakng_loader = require("espeakng_loader")  # the synth extra
@@ -64,7 +66,7 @@ class Espeak:
                                      ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint),
                                      ctypes.c_void_p]
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_int]
-        rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+        rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, (data_path or espeakng_loader.get_data_path()).encode(),
                                      _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT)
         if rate != ESPEAK_SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng initialised at {rate} Hz, expected {ESPEAK_SAMPLE_RATE}")

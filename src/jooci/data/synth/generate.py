@@ -8,6 +8,11 @@ What is said, who says it and how are all controlled, so Content (phones, words)
 - four speaking styles (neutral, happy, sad, angry) from rate, pitch, pitch range and volume;
 - ARPAbet-39 phone alignments in samples, from espeak's own phoneme events;
 - low-level noise, because espeak writes exact digital zeros in pauses;
+- with ``sessions`` (format 3): every speaker a voice of its own from continuous traits
+  (:mod:`jooci.data.synth.voices`), recorded in several sessions, each with its own room,
+  microphone, band and noise (:mod:`jooci.data.synth.channel`) and a small drift of pitch and rate;
+  a seen speaker's last sessions are its test sessions, so SID is tested on sessions it never
+  trained on. Each utterance names its session (``session`` in the manifest);
 - splits: pretrain / train / dev / test over "seen" speakers, plus held-out speakers whose
   utterances are in ``test`` only and make up the ASV trial list, plus a second, smaller group of
   held-out speakers (``heldout_dev``, with ``trials_dev.txt``): speakers no model trains on and no
@@ -44,15 +49,19 @@ from jooci.audio import SAMPLE_RATE
 from jooci.data.corpora import write_trials
 from jooci.data.manifest import Utterance, write_manifest
 from jooci.data.synth import grammar
+from jooci.data.synth.channel import Channel, apply_channel, draw_channel, room_impulse_responses
 from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
+from jooci.data.synth.voices import VoiceTraits, draw_traits, voice_data
 from jooci.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: the held-out dev speakers (heldout_dev.jsonl, trials_dev.txt)
+SESSIONS_FORMAT_VERSION = 3  # 3: voices from continuous traits, recording sessions (cfg.sessions > 0)
 SHARD_SIZE = 40  # utterances per shard: one fresh process each, so small enough to balance load
 SILENCE = "sil"
 SPLITS = ("pretrain", "train", "dev", "test", "heldout_dev")
+VOICES_DIR = ".espeak-voices"  # the espeak-ng-data folder with the speakers' variants, while generating
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan",
            "en-gb-x-gbcwmd")
@@ -86,6 +95,9 @@ STYLES = (
 # long corpus ends up 60 / 20 / 10 / 10.
 SPLIT_CYCLE = ("train", "test", "dev", "pretrain", "pretrain", "train", "pretrain", "pretrain",
                "pretrain", "pretrain")
+# With sessions, a seen speaker's test utterances are those of its test sessions; the others cycle
+# through the remaining splits in SPLIT_CYCLE's order and shares.
+TRAIN_CYCLE = tuple(s for s in SPLIT_CYCLE if s != "test")
 
 
 @dataclass(frozen=True)
@@ -102,14 +114,25 @@ class SynthConfig:
     audio_format: str = "wav"  # "wav" or "flac" (16-bit PCM either way)
     noise_db: float = -70.0  # level of the added Gaussian noise, dB re full scale
     max_trials: int = 20000
+    # recording sessions per speaker (format 3); 0: format 2's corpus, one clean setting for all
+    sessions: int = 0
+    rooms: int = 64  # simulated impulse responses the sessions draw their rooms from
+    telephone_fraction: float = 0.2  # sessions recorded through a telephone band
 
     def validate(self) -> None:
         if not self.minutes > 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.speakers < 4:
             raise ValueError(f"need at least 4 speakers (2 seen, 2 held out), got {self.speakers}")
-        if self.speakers > len(ACCENTS) * len(VARIANTS):
-            raise ValueError(f"at most {len(ACCENTS) * len(VARIANTS)} speakers, got {self.speakers}")
+        if self.sessions == 0 and self.speakers > len(ACCENTS) * len(VARIANTS):
+            raise ValueError(f"at most {len(ACCENTS) * len(VARIANTS)} speakers without sessions (sessions "
+                             f"give every speaker a voice of its own), got {self.speakers}")
+        if self.sessions < 0 or self.sessions == 1:
+            raise ValueError(f"sessions must be 0 (none) or at least 2, got {self.sessions}")
+        if self.sessions and self.rooms < 1:
+            raise ValueError(f"rooms must be at least 1, got {self.rooms}")
+        if not 0 <= self.telephone_fraction <= 1:
+            raise ValueError(f"telephone_fraction must be in [0, 1], got {self.telephone_fraction}")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         if not 0 <= self.dev_heldout_fraction < 1:
@@ -132,10 +155,40 @@ class Speaker:
     rate: int  # base rate, words per minute
     heldout: bool  # test speakers: in test.jsonl and trials.txt only
     heldout_dev: bool = False  # dev speakers: in heldout_dev.jsonl and trials_dev.txt only
+    traits: VoiceTraits | None = None  # format 3: the speaker's own variant (``variant`` names it)
 
     @property
     def voice(self) -> str:
         return f"{self.accent}+{self.variant}"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        if d["traits"] is None:
+            del d["traits"]  # format 2's speakers.json as it was
+        return d
+
+
+@dataclass(frozen=True)
+class Session:
+    """One recording setting of one speaker (format 3): a channel, a drift of the voice, and
+    whether it is one of the speaker's test sessions."""
+
+    id: str
+    speaker: str
+    test: bool
+    pitch_shift: int  # added to espeak's pitch parameter (0-99 scale)
+    rate_factor: float  # multiplies the words per minute
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class Talker:
+    """One other voice in an utterance's babble noise."""
+
+    voice: str
+    words: tuple[str, ...]
+    seed: int
+    rate: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +204,8 @@ class PlannedUtterance:
     seed: int  # espeak's and the noise generator's seed
     rate: int
     pitch: int
+    session: Session | None = None
+    babble: tuple[Talker, ...] = ()
 
 
 class SynthError(Exception):
@@ -176,12 +231,40 @@ def plan_speakers(cfg: SynthConfig) -> list[Speaker]:
     rest = [i for i in range(cfg.speakers) if i not in heldout]
     dev = set(random.Random(f"dev-speakers/{cfg.seed}").sample(rest, _n_heldout(cfg.speakers, cfg.dev_heldout_fraction)))
     speakers = []
+    if cfg.sessions:  # format 3: a voice of its own per speaker, from continuous traits
+        voices = random.Random(f"voices/{cfg.seed}")
+        for i in range(cfg.speakers):
+            speakers.append(Speaker(id=f"spk{i:03d}", accent=ACCENTS[i % len(ACCENTS)], variant=f"jooci{i:04d}",
+                                    pitch=50, rate=voices.randint(135, 200), heldout=i in heldout,
+                                    heldout_dev=i in dev, traits=draw_traits(voices)))
+        return speakers
     for i in range(cfg.speakers):
         accent = ACCENTS[i % len(ACCENTS)]
         speakers.append(Speaker(id=f"spk{i:03d}", accent=accent, variant=variants[accent][i // len(ACCENTS)],
                                 pitch=rng.randint(25, 75), rate=rng.randint(145, 195), heldout=i in heldout,
                                 heldout_dev=i in dev))
     return speakers
+
+
+def n_test_sessions(sessions: int) -> int:
+    """How many of a seen speaker's sessions are test sessions: a quarter, at least one."""
+    return max(1, round(sessions / 4))
+
+
+def plan_sessions(cfg: SynthConfig, speakers: list[Speaker]) -> dict[str, list[Session]]:
+    """Every speaker's ``cfg.sessions`` sessions (format 3): a channel each (its room from the pool
+    of ``cfg.rooms``), a pitch shift of -4..4 and a rate factor of 0.95-1.05; a seen speaker's
+    last :func:`n_test_sessions` sessions are its test sessions."""
+    rng = np.random.default_rng([cfg.seed, 0x5E55])
+    out: dict[str, list[Session]] = {}
+    n_test = n_test_sessions(cfg.sessions)
+    for spk in speakers:
+        out[spk.id] = [Session(id=f"{spk.id}-s{j}", speaker=spk.id,
+                               test=not (spk.heldout or spk.heldout_dev) and j >= cfg.sessions - n_test,
+                               pitch_shift=int(rng.integers(-4, 5)), rate_factor=round(float(rng.uniform(0.95, 1.05)), 3),
+                               channel=draw_channel(rng, cfg.rooms, telephone_fraction=cfg.telephone_fraction))
+                       for j in range(cfg.sessions)]
+    return out
 
 
 class Planner:
@@ -197,6 +280,8 @@ class Planner:
         self._order = self._rng.sample(speakers, len(speakers))
         self._style_offset = {s.id: self._rng.randrange(len(STYLES)) for s in speakers}
         self._count: Counter[str] = Counter()
+        self._train_count: Counter[str] = Counter()  # format 3: utterances outside test sessions
+        self.sessions = plan_sessions(cfg, speakers) if cfg.sessions else {}
         self.next_index = 0
 
     def take(self, n: int) -> list[PlannedUtterance]:
@@ -211,6 +296,10 @@ class Planner:
             style = STYLES[(self._style_offset[spk.id] + k) % len(STYLES)]
             rng = self._rng
             words = tuple(grammar.sentence(rng))
+            if self.sessions:
+                out.append(self._in_session(i, spk, k, style, words))
+                self.next_index += 1
+                continue
             # Small per-utterance jitter so no two utterances of a speaker and style are identical.
             rate = round(spk.rate * style.rate * rng.uniform(0.95, 1.05))
             pitch = min(99, max(0, spk.pitch + style.pitch + rng.randint(-3, 3)))
@@ -220,6 +309,33 @@ class Planner:
                 seed=rng.randrange(1, 2**31 - 1), rate=rate, pitch=pitch))
             self.next_index += 1
         return out
+
+    def _in_session(self, i: int, spk: Speaker, k: int, style: Style, words: tuple[str, ...]) -> PlannedUtterance:
+        """Format 3: the k-th utterance of ``spk`` goes to its session ``k % sessions``; its split
+        follows the session (test sessions: test) and TRAIN_CYCLE otherwise; babble talkers are
+        drawn for babble sessions."""
+        rng = self._rng
+        session = self.sessions[spk.id][k % self.cfg.sessions]
+        rate = round(spk.rate * style.rate * session.rate_factor * rng.uniform(0.97, 1.03))
+        pitch = min(99, max(0, spk.pitch + style.pitch + session.pitch_shift + rng.randint(-3, 3)))
+        if spk.heldout:
+            split = "test"
+        elif spk.heldout_dev:
+            split = "heldout_dev"
+        elif session.test:
+            split = "test"
+        else:
+            split = TRAIN_CYCLE[self._train_count[spk.id] % len(TRAIN_CYCLE)]
+            self._train_count[spk.id] += 1
+        babble: tuple[Talker, ...] = ()
+        if session.channel.noise == "babble":  # other voices of the corpus, from a stream of their own
+            b = random.Random(f"babble/{self.cfg.seed}/{i}")
+            others = [s for s in self.speakers if s.id != spk.id]
+            babble = tuple(Talker(o.voice, tuple(grammar.sentence(b)), b.randrange(1, 2**31 - 1), o.rate)
+                           for o in b.sample(others, min(len(others), b.randint(3, 5))))
+        return PlannedUtterance(index=i, id=f"{spk.id}-{i:06d}", speaker=spk, style=style, words=words, split=split,
+                                seed=rng.randrange(1, 2**31 - 1), rate=rate, pitch=pitch, session=session,
+                                babble=babble)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,23 +386,45 @@ def phone_alignment(events: list[PhonemeEvent], num_samples_in: int, num_samples
     return segments
 
 
-def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float]) -> list[dict]:
+# The impulse-response pool of a corpus with sessions: set by synthesize() before the worker pool
+# forks, so every worker has it without pickling it into each job.
+_RIRS: list[np.ndarray] = []
+
+
+def _to_16k(pcm: np.ndarray) -> np.ndarray:
+    return resample_poly(pcm.astype(np.float64) / 32768.0, 320, 441)  # 22050 -> 16000 Hz
+
+
+def _babble_sources(engine: Espeak, talkers: tuple[Talker, ...]) -> list[np.ndarray]:
+    out = []
+    for t in talkers:
+        engine.set_voice(t.voice)
+        engine.set_params(rate=t.rate, pitch=50, pitch_range=50, volume=100)
+        pcm, _ = engine.synth(" ".join(t.words) + ".", seed=t.seed)
+        out.append(_to_16k(pcm))
+    return out
+
+
+def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str | None]) -> list[dict]:
     """Synthesise one shard into ``wav_dir``; returns manifest records as dicts, in plan order."""
-    plans, wav_dir, audio_format, noise_db = job
+    plans, wav_dir, audio_format, noise_db, voices = job
     os.makedirs(wav_dir, exist_ok=True)
-    engine = Espeak()
+    engine = Espeak(voices)
     noise_std = 10 ** (noise_db / 20)
     records = []
     for p in plans:
+        babble = _babble_sources(engine, p.babble) if p.babble else []
         engine.set_voice(p.speaker.voice)
         engine.set_params(rate=p.rate, pitch=p.pitch, pitch_range=p.style.pitch_range, volume=p.style.volume)
         pcm, events = engine.synth(" ".join(p.words) + ".", seed=p.seed)
         if pcm.size == 0:
             raise RuntimeError(f"espeak produced no audio for {p.id} ({p.speaker.voice}): {' '.join(p.words)!r}")
-        wav = resample_poly(pcm.astype(np.float64) / 32768.0, 320, 441)  # 22050 -> 16000 Hz
+        wav = _to_16k(pcm)
         peak = np.abs(wav).max()
         if peak > 0.95:  # loud styles clip after resampling: limit, keep the rest of the dynamics
             wav *= 0.95 / peak
+        if p.session is not None:  # the session's room, noise, microphone and band
+            wav = apply_channel(wav, p.session.channel, _RIRS, np.random.default_rng([p.seed, 1]), babble)
         wav += np.random.default_rng(p.seed).normal(0.0, noise_std, wav.shape)
         path = os.path.join(wav_dir, f"{p.id}.{audio_format}")
         sf.write(path, wav.astype(np.float32), SAMPLE_RATE, subtype="PCM_16",
@@ -295,7 +433,8 @@ def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float]) -> list[di
         records.append(asdict(Utterance(
             id=p.id, path=path, num_samples=len(wav), sample_rate=SAMPLE_RATE, speaker=p.speaker.id,
             style=p.style.name, text=" ".join(p.words), words=list(p.words),
-            phones=[ph for ph, _, _ in align if ph != SILENCE], alignment=align, split=p.split)))
+            phones=[ph for ph, _, _ in align if ph != SILENCE], alignment=align, split=p.split,
+            custom={"session": p.session.id} if p.session is not None else None)))
     return records
 
 
@@ -320,34 +459,40 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     cfg.validate()
     out = Path(out)
     meta_path = out / "synth.json"
+    version = format_version(cfg)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") == FORMAT_VERSION and meta.get("config") == _config_json(cfg):
+        if meta.get("format_version") == version and meta.get("config") == _config_json(cfg):
             log.info("%s: reusing the finished corpus (same settings)", out)
             return out
         if not overwrite:
             diff = {k: (meta.get("config", {}).get(k), v) for k, v in _config_json(cfg).items()
                     if meta.get("config", {}).get(k) != v}
-            if meta.get("format_version") != FORMAT_VERSION:
-                diff["format_version"] = (meta.get("format_version"), FORMAT_VERSION)
+            if meta.get("format_version") != version:
+                diff["format_version"] = (meta.get("format_version"), version)
             raise SynthError(f"{out} holds a JOOCI-synth corpus made with other settings "
                              f"(existing vs requested: {diff}); choose another folder or overwrite it")
     if out.exists() and any(out.iterdir()):
         if not (overwrite or (out / "wav").exists()):  # an unfinished corpus of ours may be redone
             raise SynthError(f"{out} exists and is not a JOOCI-synth corpus; choose an empty or new folder")
-        for name in ("wav", "synth.json", "speakers.json", "trials.txt", "trials_dev.txt",
-                     *(f"{s}.jsonl" for s in SPLITS)):
+        for name in ("wav", "synth.json", "speakers.json", "sessions.json", "trials.txt", "trials_dev.txt",
+                     VOICES_DIR, *(f"{s}.jsonl" for s in SPLITS)):
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     from jooci.extras import check
 
-    check("espeakng_loader")  # before any folder is made or worker started: the synth extra
+    check("espeakng_loader", *(["pyroomacoustics"] if cfg.sessions else []))  # the synth extra, up front
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     workers = workers or os.cpu_count() or 1
     speakers = plan_speakers(cfg)
     planner = Planner(cfg, speakers)
+    voices = None
+    if cfg.sessions:
+        global _RIRS
+        rooms, _RIRS = room_impulse_responses(cfg.rooms, cfg.seed)
+        voices = str(voice_data(out / VOICES_DIR, {s.variant: s.traits for s in speakers if s.traits}))
     target = cfg.minutes * 60.0
     records: list[dict] = []
     seconds = 0.0
@@ -361,7 +506,7 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
             shards: dict[int, list[PlannedUtterance]] = {}
             for p in plans:
                 shards.setdefault(p.index // SHARD_SIZE, []).append(p)
-            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db)
+            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db, voices)
                     for k, ps in sorted(shards.items())]
             done: list[dict] = []
             for recs in pool.imap_unordered(_synth_shard, jobs):
@@ -376,7 +521,13 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     utts = [Utterance(**r) for r in records]
     for split in SPLITS:
         write_manifest([u for u in utts if u.split == split], out / f"{split}.jsonl")
-    (out / "speakers.json").write_text(json.dumps([asdict(s) for s in speakers], indent=1))
+    (out / "speakers.json").write_text(json.dumps([s.to_json() for s in speakers], indent=1))
+    if cfg.sessions:
+        shutil.rmtree(out / VOICES_DIR)  # links into the wheel: the traits are in speakers.json
+        _RIRS = []
+        (out / "sessions.json").write_text(json.dumps(
+            {"rooms": [asdict(r) for r in rooms],
+             "sessions": [asdict(x) for spk in speakers for x in planner.sessions[spk.id]]}, indent=1))
     trials = make_trials(utts, {s.id for s in speakers if s.heldout}, seed=cfg.seed, max_trials=cfg.max_trials)
     write_trials(trials, out / "trials.txt")
     stats = corpus_stats(utts)
@@ -388,7 +539,7 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
         stats["dev_trials"] = len(dev_trials)
     stats["seconds_to_generate"] = round(time.perf_counter() - t0, 2)
     stats["workers"] = workers
-    meta = {"format_version": FORMAT_VERSION, "config": _config_json(cfg), "stats": stats}
+    meta = {"format_version": version, "config": _config_json(cfg), "stats": stats}
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     log.info("%s: %d utterances, %.1f min, %d speakers in %.1f s", out, stats["utterances"],
              stats["minutes"], stats["speakers"], stats["seconds_to_generate"])
@@ -421,7 +572,9 @@ def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_tria
 def corpus_stats(utts: list[Utterance]) -> dict:
     """Counts a user checks first: minutes, speakers, styles and phone coverage per split."""
     phones = Counter(p for u in utts for p in (u.phones or []))
+    sessions = {(u.custom or {}).get("session") for u in utts} - {None}
     return {
+        **({"sessions": len(sessions)} if sessions else {}),
         "utterances": len(utts),
         "minutes": round(sum(u.duration for u in utts) / 60, 2),
         "speakers": len({u.speaker for u in utts}),
@@ -433,8 +586,17 @@ def corpus_stats(utts: list[Utterance]) -> dict:
     }
 
 
+def format_version(cfg: SynthConfig) -> int:
+    """The corpus format ``cfg`` makes: 3 with sessions, else 2."""
+    return SESSIONS_FORMAT_VERSION if cfg.sessions else FORMAT_VERSION
+
+
 def _config_json(cfg: SynthConfig) -> dict:
-    return json.loads(json.dumps(asdict(cfg)))
+    d = json.loads(json.dumps(asdict(cfg)))
+    if not cfg.sessions:  # format 2's config as it was, so its corpora are reused
+        for k in ("sessions", "rooms", "telephone_fraction"):
+            d.pop(k)
+    return d
 
 
 def _is_main() -> bool:

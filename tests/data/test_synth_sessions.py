@@ -1,0 +1,145 @@
+"""JOOCI-synth format 3: voices from continuous traits, recorded in sessions (rooms, microphones,
+bands, noise), with SID's test utterances from sessions a speaker never trained on."""
+
+import json
+import multiprocessing as mp
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("pyroomacoustics")
+
+from jooci.cli import main  # noqa: E402
+from jooci.data.manifest import read_manifest  # noqa: E402
+from jooci.data.synth import SynthConfig, synthesize  # noqa: E402
+from jooci.data.synth.generate import SPLITS, _config_json, n_test_sessions, plan_speakers  # noqa: E402
+from jooci.data.synth.voices import VoiceTraits, voice_data  # noqa: E402
+
+CFG = SynthConfig(minutes=4, speakers=16, sessions=4, seed=1, rooms=8)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("sessions") / "c", CFG, workers=2, progress=False)
+
+
+def _utts(root):
+    out = []
+    for split in SPLITS:
+        if (root / f"{split}.jsonl").is_file():
+            for u in read_manifest(root / f"{split}.jsonl", check_durations=False):
+                out.append((split, u))
+    return out
+
+
+def test_every_utterance_names_its_session_and_splits_follow_the_sessions(corpus):
+    meta = json.loads((corpus / "synth.json").read_text())
+    assert meta["format_version"] == 3 and meta["config"]["sessions"] == 4
+    sessions = {s["id"]: s for s in json.loads((corpus / "sessions.json").read_text())["sessions"]}
+    speakers = {s["id"]: s for s in json.loads((corpus / "speakers.json").read_text())}
+    assert len(sessions) == 4 * len(speakers) and meta["stats"]["sessions"] <= len(sessions)
+    seen_test, seen_train = defaultdict(set), defaultdict(set)
+    for split, u in _utts(corpus):
+        sid = u.custom["session"]
+        s, spk = sessions[sid], speakers[u.speaker]
+        assert s["speaker"] == u.speaker
+        if spk["heldout"]:
+            assert split == "test" and not s["test"]
+        elif spk["heldout_dev"]:
+            assert split == "heldout_dev"
+        else:
+            assert (split == "test") == s["test"]  # seen speakers: test utterances = test sessions
+            (seen_test if split == "test" else seen_train)[u.speaker].add(sid)
+    assert seen_test and all(not (seen_test[k] & seen_train[k]) for k in seen_test)
+    n_test = {k: sum(s["test"] for s in sessions.values() if s["speaker"] == k) for k in seen_test}
+    assert set(n_test.values()) == {n_test_sessions(4)}
+    assert not (corpus / ".espeak-voices").exists()  # the generation's espeak folder is gone
+
+
+def test_voices_are_the_speakers_own_and_sessions_differ(corpus):
+    speakers = json.loads((corpus / "speakers.json").read_text())
+    assert len({s["variant"] for s in speakers}) == len(speakers)
+    traits = [VoiceTraits(**{**s["traits"], "formants": tuple(s["traits"]["formants"])}) for s in speakers]
+    assert len({t.pitch_hz for t in traits}) == len(traits) and {t.gender for t in traits} == {"male", "female"}
+    chans = [s["channel"] for s in json.loads((corpus / "sessions.json").read_text())["sessions"]]
+    assert len({json.dumps(c, sort_keys=True) for c in chans}) == len(chans)
+    levels = [10 * np.log10(np.mean(sf.read(corpus / u.path)[0] ** 2)) for _, u in _utts(corpus)]
+    assert np.std(levels) > 2.0  # sessions record at different levels
+    assert max(abs(sf.read(corpus / u.path)[0]).max() for _, u in _utts(corpus)) <= 0.95 + 1e-3
+
+
+def test_same_seed_same_corpus_whatever_the_workers(corpus, tmp_path):
+    again = synthesize(tmp_path / "again", CFG, workers=1, progress=False)
+    assert [(s, u.id, u.custom, u.num_samples) for s, u in _utts(again)] == \
+        [(s, u.id, u.custom, u.num_samples) for s, u in _utts(corpus)]
+    for (_, a), (_, b) in list(zip(_utts(again), _utts(corpus)))[:12]:
+        assert np.array_equal(sf.read(again / a.path)[0], sf.read(corpus / b.path)[0])
+    assert (again / "sessions.json").read_text() == (corpus / "sessions.json").read_text()
+
+
+def test_format_2_is_untouched_by_the_session_settings():
+    assert "sessions" not in _config_json(SynthConfig()) and "rooms" not in _config_json(SynthConfig())
+    assert all(s.traits is None and "traits" not in s.to_json() for s in plan_speakers(SynthConfig(seed=4)))
+    with pytest.raises(ValueError, match="at most 328 speakers without sessions"):
+        SynthConfig(speakers=400).validate()
+    many = plan_speakers(SynthConfig(speakers=400, sessions=4))  # a voice each: no limit
+    assert len({s.variant for s in many}) == 400
+    with pytest.raises(ValueError, match="at least 2"):
+        SynthConfig(sessions=1).validate()
+
+
+def _spoken(job):
+    """In a fresh process (espeak is process-global): one sentence in each of two variants."""
+    from jooci.data.synth.espeak import Espeak
+
+    data, names = job
+    engine, out = Espeak(data), []
+    for name in names:
+        engine.set_voice(f"en-us+{name}")
+        engine.set_params(rate=160, pitch=50, pitch_range=0, volume=100)
+        out.append(engine.synth("a man saw the ocean and the moon.", seed=1)[0].astype(np.float64))
+    return out
+
+
+def _centroid(x):
+    f = np.fft.rfftfreq(x.size, 1 / 22050)
+    p = np.abs(np.fft.rfft(x)) ** 2
+    return float((f * p).sum() / p.sum())
+
+
+def _f0(x, sr=22050):
+    """Median autocorrelation F0 (60-400 Hz) over voiced 40 ms frames."""
+    n, hop, est = int(0.04 * sr), int(0.01 * sr), []
+    for s in range(0, x.size - n, hop):
+        w = x[s:s + n] - x[s:s + n].mean()
+        if np.mean(w ** 2) < 0.05 * np.mean(x ** 2):
+            continue
+        ac = np.correlate(w, w, "full")[n - 1:]
+        lo, hi = int(sr / 400), int(sr / 60)
+        est.append(sr / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(est))
+
+
+def test_traits_change_the_voice_as_written(tmp_path):
+    flat = (100.0,) * 9
+    variants = {"jlow": VoiceTraits("male", 100.0, 100.0, flat, 0, 0),
+                "jhigh": VoiceTraits("male", 200.0, 200.0, flat, 0, 0),
+                "jshort": VoiceTraits("male", 100.0, 100.0, (118.0,) * 9, 0, 0)}
+    data = str(voice_data(tmp_path / "voices", variants))
+    with pytest.raises(ValueError, match="not a new plain name"):
+        voice_data(tmp_path / "other", {"m3": variants["jlow"]})
+    with mp.get_context("fork").Pool(1) as pool:
+        low, high, short = pool.map(_spoken, [(data, list(variants))])[0]
+    assert _f0(high) / _f0(low) == pytest.approx(2.0, rel=0.15)  # pitch in Hz as written
+    assert _centroid(short) > 1.08 * _centroid(low)  # a shorter vocal tract: higher formants
+
+
+def test_cli_makes_a_corpus_with_sessions(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["synth", "--out", str(out), "--minutes", "1", "--speakers", "8", "--sessions", "2",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert "recording sessions" in capsys.readouterr().out
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--sessions", "1", "--no-progress"]) == 2
+    assert "sessions must be 0 (none) or at least 2" in capsys.readouterr().err
