@@ -143,3 +143,19 @@ def test_cli_makes_a_corpus_with_sessions(tmp_path, capsys):
     assert "recording sessions" in capsys.readouterr().out
     assert main(["synth", "--out", str(tmp_path / "bad"), "--sessions", "1", "--no-progress"]) == 2
     assert "sessions must be 0 (none) or at least 2" in capsys.readouterr().err
+
+
+def test_target_trials_are_cross_session_first(corpus):
+    from jooci.data.corpora import read_trials
+    from jooci.data.synth.generate import make_trials
+
+    utts = {u.id: u for _, u in _utts(corpus)}
+    trials = read_trials(corpus / "trials.txt")
+    targets = [t for t in trials if t[0] == 1]
+    assert targets and all(utts[a].custom["session"] != utts[b].custom["session"] for _, a, b in targets)
+    assert len(targets) == len(trials) - len(targets)  # balanced
+    # within a budget: a sample of the cross-session pairs, still balanced
+    few = make_trials(list(utts.values()), {u.speaker for _, a, b in targets for u in (utts[a],)}, seed=0,
+                      max_trials=len(targets))
+    assert sum(y for y, *_ in few) == len(targets) // 2 and all(
+        utts[a].custom["session"] != utts[b].custom["session"] for y, a, b in few if y == 1)

@@ -548,13 +548,21 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
 
 def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_trials: int) -> list[tuple[int, str, str]]:
     """Balanced ASV trials among held-out speakers: every same-speaker pair (up to half of
-    ``max_trials``) and as many different-speaker pairs, as ``(1|0, id, id)``."""
+    ``max_trials``) and as many different-speaker pairs, as ``(1|0, id, id)``.
+
+    With sessions (``session`` in the utterances' ``custom``), same-speaker pairs are taken across
+    sessions only (within a session only if no cross-session pair exists), as VoxCeleb's target
+    trials mostly are: the channel changes, the speaker does not."""
     rng = random.Random(f"trials/{seed}")
     test = [u for u in utts if u.speaker in heldout]
     by_spk: dict[str, list[str]] = {}
     for u in test:
         by_spk.setdefault(u.speaker, []).append(u.id)
     target = [(a, b) for ids in by_spk.values() for i, a in enumerate(ids) for b in ids[i + 1:]]
+    session = {u.id: (u.custom or {}).get("session") for u in test}
+    if any(v is not None for v in session.values()):
+        cross = [t for t in target if session[t[0]] != session[t[1]]]
+        target = cross or target
     if len(target) > max_trials // 2:
         target = rng.sample(target, max_trials // 2)
     groups = list(by_spk.values())
