@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from jooci.superb.metrics import (_Items, accuracy, bootstrap_interval, eer, eer_from_counts, error_items, error_rate,
-                                  item_statistic, paired_bootstrap, seed_interval,
+from jooci.superb.metrics import (_Items, accuracy, bootstrap_interval, cluster_bootstrap_interval, eer,
+                                  eer_from_counts, error_items, error_rate, item_statistic, paired_bootstrap, seed_interval,
                                   stratified_paired_bootstrap)
 from jooci.superb.report import compare, markdown
 
@@ -158,6 +158,42 @@ def test_interval_refuses_bad_arguments():
         bootstrap_interval("accuracy", [1, 0], level=1.0)
     with pytest.raises(ValueError, match="resamples"):
         bootstrap_interval("accuracy", [1, 0], resamples=0)
+
+
+# --- cluster_bootstrap_interval ------------------------------------------------------------------
+
+
+def test_cluster_bootstrap_with_one_item_per_cluster_is_the_item_bootstrap_width():
+    items = _accuracy_items(2000, 0.7, 4)
+    low, high = cluster_bootstrap_interval("accuracy", items, list(range(2000)), resamples=1000)
+    p = np.mean(items)
+    assert low < 100 * p < high
+    assert (high - low) / 2 == pytest.approx(1.96 * 100 * np.sqrt(p * (1 - p) / 2000), rel=0.15)
+
+
+def test_cluster_bootstrap_widens_when_items_of_a_cluster_agree():
+    """40 speakers, each with 50 trials that share a speaker-level offset: the trials are not
+    independent, and the speaker bootstrap says so where the trial bootstrap does not."""
+    rng = np.random.default_rng(0)
+    trials, clusters = [], []
+    for spk in range(40):
+        shift = rng.normal(0, 1.5)  # how hard this speaker is
+        for _ in range(25):
+            trials.append([float(rng.normal(1.0 + shift, 1.0)), 1])
+            trials.append([float(rng.normal(-1.0 + shift, 1.0)), 0])
+            clusters += [spk, spk]
+    value = eer([t[0] for t in trials], [t[1] for t in trials])
+    lo_t, hi_t = bootstrap_interval("eer", trials, resamples=300)
+    lo_c, hi_c = cluster_bootstrap_interval("eer", trials, clusters, resamples=300)
+    assert lo_c < value < hi_c and hi_c - lo_c > 1.5 * (hi_t - lo_t)
+    assert (lo_c, hi_c) == cluster_bootstrap_interval("eer", trials, clusters, resamples=300)  # seeded
+
+
+def test_cluster_bootstrap_refuses_bad_clusters():
+    with pytest.raises(ValueError, match="2 cluster labels for 3 items"):
+        cluster_bootstrap_interval("accuracy", [1, 0, 1], ["a", "b"])
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        cluster_bootstrap_interval("accuracy", [1, 0, 1], ["a", "a", "a"])
 
 
 # --- paired_bootstrap and compare -----------------------------------------------------------------

@@ -345,6 +345,44 @@ def bootstrap_interval(metric: str, items: Any, resamples: int = 1000, level: fl
     return _percentiles(_bootstrap([_Items(metric, items)], resamples, seed)[:, 0], level)
 
 
+def cluster_bootstrap_interval(metric: str, items: Any, clusters: Sequence[Any], resamples: int = 1000,
+                               level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap over clusters of items: each resample draws as many clusters as there
+    are, with replacement, and takes every item of each drawn cluster (Bolle et al.'s *subsets
+    bootstrap*). For ASV the clusters are speakers (a trial belongs to the speaker of its first
+    utterance): trials of one speaker are not independent, so resampling trials alone makes the
+    interval too narrow. A draw whose statistic is undefined (one class only) is redrawn.
+
+    Raises:
+        ValueError: ``clusters`` not one per item, fewer than 2 clusters, or too many undefined draws.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    its = _Items(metric, items)
+    if len(clusters) != its.n:
+        raise ValueError(f"{len(clusters)} cluster labels for {its.n} items")
+    _, inverse = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(inverse.max() + 2))
+    members = [order[starts[g]:starts[g + 1]] for g in range(len(starts) - 1)]
+    if len(members) < 2:
+        raise ValueError(f"a cluster bootstrap needs at least 2 clusters, got {len(members)}")
+    rng = np.random.default_rng(seed)
+    values: list[float] = []
+    drawn = 0
+    while len(values) < resamples:
+        if drawn >= _MAX_DRAWS_PER_RESAMPLE * resamples:
+            raise ValueError(f"only {len(values)} of {drawn} cluster resamples had a defined {metric}")
+        pick = rng.integers(0, len(members), size=len(members))
+        drawn += 1
+        value = float(its.resampled(np.concatenate([members[g] for g in pick])[None])[0])
+        if np.isfinite(value):
+            values.append(value)
+    return _percentiles(np.asarray(values), level)
+
+
 def paired_bootstrap(metric: str, items_a: Any, items_b: Any, resamples: int = 1000, level: float = 0.95,
                      seed: int = 0) -> dict[str, float | int]:
     """Paired bootstrap of ``statistic(a) - statistic(b)`` for two models scored on the same test

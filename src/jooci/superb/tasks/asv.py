@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from jooci.data.corpora import Trial
 from jooci.superb.data import TaskSplits
 from jooci.superb.featurizer import Featurizer
-from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, bootstrap_interval, eer, min_dcf
+from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, bootstrap_interval, cluster_bootstrap_interval, eer, min_dcf
 from jooci.superb.tasks.common import FeatureView, FrameBatch, FrameBatches, TaskSettings, padding_mask, plan_batches
 
 
@@ -83,6 +83,7 @@ class ASVTask:
         self.ids = {"dev": [u.id for u in splits.dev], "test": [u.id for u in splits.test]}
         self.batches = {s: FrameBatches(view, getattr(splits, s), settings.batch_frames) for s in ("dev", "test")}
         self.trials = {"dev": splits.dev_trials or [], "test": splits.trials or []}
+        self.speaker_of = {u.id: u.speaker for u in splits.test}
         # training batches: similar lengths together, so a common crop wastes little
         self.train_batches_rows = plan_batches(self.train_lengths, settings.batch_frames)
 
@@ -121,4 +122,9 @@ class ASVTask:
                      # [score, label] per trial, in trial-list order: the test-set bootstrap (metrics.item_statistic)
                      "items": [[float(s), int(y)] for s, y in zip(scores.tolist(), labels.tolist())]}
             extra["ci95"] = list(bootstrap_interval(self.metric, extra["items"]))
+            # trials of one speaker are not independent: resampling speakers (each trial is its
+            # first utterance's speaker's) gives the wider, honest interval
+            by_speaker = [self.speaker_of.get(t[1], t[1]) for t in self.trials["test"]]
+            if len(set(by_speaker)) >= 2:
+                extra["ci95_speakers"] = list(cluster_bootstrap_interval(self.metric, extra["items"], by_speaker))
         return eer(scores, labels), extra
