@@ -89,6 +89,29 @@ def test_read_copies_frames_through_the_file(tmp_path):
         shard.read(3)
 
 
+def test_unmapped_shards_read_the_same_and_hold_no_file_open(tmp_path):
+    import os
+
+    utts = _utts(3, dim=4)
+    w = StoreWriter(tmp_path / "out", layers=[0, 1], dtype="float16", shard_size=1)
+    for u, x in utts:
+        w.add(u, {0: x, 1: -x})
+    w.close()
+    fds = len(os.listdir("/proc/self/fd"))
+    stores = [open_store(tmp_path / "out", mapped=False) for _ in range(100)]  # 600 arrays
+    assert len(os.listdir("/proc/self/fd")) <= fds + 2  # no descriptor per array (a map keeps one)
+    mapped = open_store(tmp_path / "out")
+    for a, b in zip(stores[0].shards, mapped.shards):
+        for layer in (0, 1):
+            assert np.array_equal(a.read(0, layer, 1, 3), b.utterance(0, layer)[1:3])
+    with pytest.raises(StoreError, match="use read"):
+        stores[0].shards[0].utterance(0, 0)
+    arr = tmp_path / "out" / "shard_00002.layer01.npy"
+    arr.write_bytes(arr.read_bytes()[:-6])
+    with pytest.raises(StoreError, match="cut short"):
+        open_store(tmp_path / "out", mapped=False)
+
+
 def test_killed_writer_leaves_no_finished_shard(tmp_path):
     prefix = tmp_path / "feat_0_1"
     code = (f"import os, signal, numpy as np\nfrom jooci.store import ShardWriter\n"

@@ -352,7 +352,7 @@ class Shard:
     ids: list[str]
     lengths: np.ndarray  # (n,) int64
     offsets: np.ndarray  # (n + 1,) int64 row offsets
-    arrays: dict[int | None, np.ndarray]  # layer (None: the one array) -> (frames, D)
+    arrays: dict[int | None, np.ndarray | ArrayFile]  # layer (None: the one array) -> (frames, D)
     _rows: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -379,7 +379,10 @@ class Shard:
         """``(T_k, D)`` frames of the ``k``-th utterance (a view; ``layer`` for a per-layer shard)."""
         if layer is None and self.layers is not None:
             raise StoreError(f"{self.prefix}: a per-layer shard needs layer=")
-        return self.arrays[layer][self.offsets[k] : self.offsets[k + 1]]
+        a = self.arrays[layer]
+        if isinstance(a, ArrayFile):
+            raise StoreError(f"{self.prefix}: opened unmapped (mapped=False): use read()")
+        return a[self.offsets[k] : self.offsets[k + 1]]
 
     def frames(self, utt_id: str, layer: int | None = None) -> np.ndarray:
         """``(T, D)`` frames of utterance ``utt_id``."""
@@ -402,7 +405,7 @@ class Shard:
         out = np.empty((stop - start, a.shape[1]), dtype=a.dtype)
         if out.size == 0:
             return out
-        if not isinstance(a, np.memmap):  # loaded whole (not mapped): nothing to keep out of memory
+        if not isinstance(a, (np.memmap, ArrayFile)):  # loaded whole: nothing to keep out of memory
             out[:] = a[self.offsets[k] + start : self.offsets[k] + stop]
             return out
         buf = memoryview(out).cast("B")
@@ -426,8 +429,48 @@ class Shard:
                 yield u, {layer: self.utterance(k, layer) for layer in self.layers}
 
 
-def open_shard(prefix: str | os.PathLike, layers: Sequence[int] | None = None) -> Shard:
+@dataclass(frozen=True)
+class ArrayFile:
+    """Where a ``.npy`` array lies in its file, read from the header without mapping it: what
+    :meth:`Shard.read` needs, and no open file or memory map (a reader of thousands of shards
+    would otherwise hold a file descriptor per array)."""
+
+    filename: str
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+
+def _array_file(path: Path) -> ArrayFile:
+    """The header of a ``.npy`` file. Raises ValueError for a file that is not one (as
+    ``np.load`` would), cut short, Fortran-ordered or of object dtype."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"npy format version {version} is not read here")
+        offset = f.tell()
+        size = os.fstat(f.fileno()).st_size
+    if fortran or dtype.hasobject:
+        raise ValueError("a Fortran-ordered or object array")
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < need:
+        raise ValueError(f"cut short: {size} bytes, the header needs {need}")
+    return ArrayFile(str(path), offset, tuple(int(x) for x in shape), dtype)
+
+
+def open_shard(prefix: str | os.PathLike, layers: Sequence[int] | None = None, *, mapped: bool = True) -> Shard:
     """Open a finished shard (``layers``: which of a per-layer shard's arrays to map; None: all).
+
+    ``mapped=False`` keeps only where each array lies (:class:`ArrayFile`): :meth:`Shard.read`
+    works, the views of :meth:`Shard.utterance` do not, and no file stays open.
 
     Raises:
         IncompleteShardError: no index (never finished), naming the shard.
@@ -457,7 +500,8 @@ def open_shard(prefix: str | os.PathLike, layers: Sequence[int] | None = None) -
     for k in keys:
         path = _array_path(prefix, k)
         try:
-            a = np.load(path, mmap_mode="r" if info["frames"] else None, allow_pickle=False)
+            a = (np.load(path, mmap_mode="r" if info["frames"] else None, allow_pickle=False)
+                 if mapped or not info["frames"] else _array_file(path))
         except ValueError as e:  # not a .npy, cut short, or an object array (a pickle, never loaded)
             raise StoreError(f"{path}: unreadable feature array ({e})") from None
         if a.shape != (info["frames"], info["dim"]) or a.dtype.name != info["dtype"]:
@@ -558,7 +602,7 @@ class FeatureStore:
         StoreError: another format version, or a shard that does not open.
     """
 
-    def __init__(self, root: str | os.PathLike, layers: Sequence[int] | None = None):
+    def __init__(self, root: str | os.PathLike, layers: Sequence[int] | None = None, *, mapped: bool = True):
         self.root = Path(root)
         path = self.root / INDEX
         try:
@@ -567,7 +611,7 @@ class FeatureStore:
             raise IncompleteShardError(f"{self.root}: feature store is missing or unfinished (no {INDEX})") from None
         if self.index.get("format") != FORMAT or self.index.get("version") != VERSION:
             raise StoreError(f"{path}: not a feature store of format {FORMAT} version {VERSION}")
-        self.shards = [open_shard(self.root / name, layers) for name in self.index["shards"]]
+        self.shards = [open_shard(self.root / name, layers, mapped=mapped) for name in self.index["shards"]]
         self._where: dict[str, tuple[int, int]] | None = None
 
     @property
@@ -603,11 +647,12 @@ class FeatureStore:
             yield from s
 
 
-def open_store(root: str | os.PathLike, layers: Sequence[int] | None = None) -> FeatureStore:
-    """Open a finished store folder (``layers``: which arrays to map; None: all)."""
-    return FeatureStore(root, layers)
+def open_store(root: str | os.PathLike, layers: Sequence[int] | None = None, *, mapped: bool = True) -> FeatureStore:
+    """Open a finished store folder (``layers``: which arrays to map; None: all; ``mapped``: as
+    :func:`open_shard`)."""
+    return FeatureStore(root, layers, mapped=mapped)
 
 
-__all__ = ["DTYPES", "FORMAT", "VERSION", "ExtractError", "FeatureStore", "IncompleteShardError", "Shard",
+__all__ = ["DTYPES", "FORMAT", "VERSION", "ArrayFile", "ExtractError", "FeatureStore", "IncompleteShardError", "Shard",
            "ShardWriter", "SkipPolicy", "StoreError", "StoreWriter", "TooManySkippedError", "hash_lines",
            "open_shard", "open_store", "shard_info", "shard_name"]

@@ -22,8 +22,9 @@ Layout::
 A chunk is written in shards of :data:`SHARD_UTTERANCES` utterances, each finished (renamed into
 place, index last) before the next begins, so an extraction killed part-way keeps its finished
 shards: the next run reads them and extracts only the rest. Tasks read features through
-:meth:`FeatureBank.read`, with file I/O rather than through the memory maps, so the process holds
-the batches it builds and nothing of the cache it has walked (``docs/evaluation.md``, memory).
+:meth:`FeatureBank.read`, with file I/O rather than through memory maps (the bank opens its
+shards unmapped: no file stays open, however many shards), so the process holds the batches it
+builds and nothing of the cache it has walked (``docs/evaluation.md``, memory).
 """
 
 from __future__ import annotations
@@ -194,10 +195,13 @@ class FeatureBank:
     def __len__(self) -> int:
         return len(self._where)
 
-    def read(self, utt: Utterance, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """(L, t, D) float16 features of ``utt``, frames ``start:stop`` (default all)."""
+    def read(self, utt: Utterance, start: int = 0, stop: int | None = None,
+             which: Sequence[int] | None = None) -> np.ndarray:
+        """(L, t, D) float16 features of ``utt``, frames ``start:stop`` (default all); ``which``:
+        positions in the bank's layers to read (default all of them)."""
         shard, row = self._where[(utt.path, utt.num_samples)]
-        return np.stack([shard.read(row, i, start, stop) for i in self.layers])
+        layers = self.layers if which is None else [self.layers[i] for i in which]
+        return np.stack([shard.read(row, i, start, stop) for i in layers])
 
     def frames(self, utt: Utterance) -> np.ndarray:
         """(L, T, D) float16 features of ``utt`` (all its frames: :meth:`read`)."""
@@ -214,7 +218,7 @@ def _chunk_shards(chunk: Path, layers: Sequence[int]) -> list[Shard]:
     if not (chunk / "paths.json").is_file():
         return []
     try:
-        return open_store(chunk, layers).shards
+        return open_store(chunk, layers, mapped=False).shards
     except IncompleteShardError:
         pass  # cut short: its finished shards below
     except StoreError as e:
@@ -226,7 +230,7 @@ def _chunk_shards(chunk: Path, layers: Sequence[int]) -> list[Shard]:
         if shard_info(prefix) is None:
             continue
         try:
-            shards.append(open_shard(prefix, layers))
+            shards.append(open_shard(prefix, layers, mapped=False))
         except StoreError as e:
             log.warning("%s: ignoring a cache shard that does not open (%s); it will be extracted again", prefix, e)
     return shards

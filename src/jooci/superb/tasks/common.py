@@ -80,7 +80,7 @@ class FeatureView:
     def read(self, utt: Utterance, start: int = 0, stop: int | None = None) -> Tensor:
         """(L, t, D) float32 frames ``start:stop`` of ``utt`` (the normalisation is per frame, so a
         crop read alone equals the same crop of the whole utterance)."""
-        return self._prep(torch.from_numpy(self.bank.read(utt, start, stop)[self.layers]))
+        return self._prep(torch.from_numpy(self.bank.read(utt, start, stop, self.layers)))
 
     def frames(self, utts: Sequence[Utterance]) -> list[Tensor]:
         """One (L, T_i, D) float32 tensor per utterance (all held at once: for small sets)."""
