@@ -119,3 +119,13 @@ def test_draw_channel_follows_its_fractions_and_ranges():
     assert {c.noise for c in chans} == {"white", "pink", "brown", "babble"}
     assert all(5 <= c.snr_db <= 30 and 0 <= c.rir < 10 or c.rir == -1 for c in chans)
     assert draw_channel(np.random.default_rng(0), 0).rir == -1  # no pool: dry
+
+
+def test_rooms_are_buildable_for_their_rt60():
+    from jooci.data.synth.channel import draw_room, sabine_absorption
+
+    rng = np.random.default_rng(252)
+    for _ in range(2000):  # large dry rooms are redrawn, never handed to pyroomacoustics
+        room = draw_room(rng)
+        assert sabine_absorption(room.dims, room.rt60) < 0.95
+    assert sabine_absorption((10, 8, 4), 0.15) > 1  # such a room exists in the draw's range

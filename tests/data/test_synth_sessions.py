@@ -3,6 +3,7 @@ bands, noise), with SID's test utterances from sessions a speaker never trained 
 
 import json
 import multiprocessing as mp
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -17,7 +18,7 @@ from jooci.data.synth import SynthConfig, synthesize  # noqa: E402
 from jooci.data.synth.generate import SPLITS, _config_json, n_test_sessions, plan_speakers  # noqa: E402
 from jooci.data.synth.voices import VoiceTraits, voice_data  # noqa: E402
 
-CFG = SynthConfig(minutes=4, speakers=16, sessions=4, seed=1, rooms=8)
+CFG = SynthConfig(minutes=5, speakers=12, sessions=2, seed=1, rooms=8)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,10 @@ def _utts(root):
 
 def test_every_utterance_names_its_session_and_splits_follow_the_sessions(corpus):
     meta = json.loads((corpus / "synth.json").read_text())
-    assert meta["format_version"] == 3 and meta["config"]["sessions"] == 4
+    assert meta["format_version"] == 3 and meta["config"]["sessions"] == CFG.sessions
     sessions = {s["id"]: s for s in json.loads((corpus / "sessions.json").read_text())["sessions"]}
     speakers = {s["id"]: s for s in json.loads((corpus / "speakers.json").read_text())}
-    assert len(sessions) == 4 * len(speakers) and meta["stats"]["sessions"] <= len(sessions)
+    assert len(sessions) == CFG.sessions * len(speakers) and meta["stats"]["sessions"] <= len(sessions)
     seen_test, seen_train = defaultdict(set), defaultdict(set)
     for split, u in _utts(corpus):
         sid = u.custom["session"]
@@ -54,8 +55,7 @@ def test_every_utterance_names_its_session_and_splits_follow_the_sessions(corpus
             (seen_test if split == "test" else seen_train)[u.speaker].add(sid)
     assert seen_test and all(not (seen_test[k] & seen_train[k]) for k in seen_test)
     n_test = {k: sum(s["test"] for s in sessions.values() if s["speaker"] == k) for k in seen_test}
-    assert set(n_test.values()) == {n_test_sessions(4)}
-    assert not (corpus / ".espeak-voices").exists()  # the generation's espeak folder is gone
+    assert set(n_test.values()) == {n_test_sessions(CFG.sessions)}
 
 
 def test_voices_are_the_speakers_own_and_sessions_differ(corpus):
@@ -159,3 +159,39 @@ def test_target_trials_are_cross_session_first(corpus):
                       max_trials=len(targets))
     assert sum(y for y, *_ in few) == len(targets) // 2 and all(
         utts[a].custom["session"] != utts[b].custom["session"] for y, a, b in few if y == 1)
+
+
+def test_the_espeak_folder_and_room_pool_are_dropped_however_the_run_ends(tmp_path, monkeypatch):
+    import jooci.data.synth.generate as gen
+
+    made = []
+    real_mkdtemp = gen.tempfile.mkdtemp
+    monkeypatch.setattr(gen.tempfile, "mkdtemp", lambda **k: made.append(real_mkdtemp(**k)) or made[-1])
+    cfg = SynthConfig(minutes=0.2, speakers=6, sessions=2, rooms=2, seed=2)
+    synthesize(tmp_path / "ok", cfg, workers=1, progress=False)
+    assert made and not any(os.path.exists(d) for d in made) and gen._RIRS == []
+
+    def interrupted(*a, **k):
+        assert os.path.isdir(made[-1]) and len(gen._RIRS) == 2  # in use while generating
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "_synth_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(tmp_path / "cut", cfg, workers=1, progress=False)
+    assert len(made) == 2 and not os.path.exists(made[-1]) and gen._RIRS == []
+    assert not (tmp_path / "cut" / "synth.json").exists()
+
+
+def test_sessions_hold_every_style_and_babble_comes_from_seen_voices():
+    from jooci.data.synth.generate import STYLES, Planner
+
+    cfg = SynthConfig(minutes=60, speakers=20, sessions=4, seed=3)
+    speakers = plan_speakers(cfg)
+    plans = Planner(cfg, speakers).take(20 * 32)  # 32 utterances per speaker: 8 per session
+    styles = defaultdict(set)
+    for p in plans:
+        styles[p.session.id].add(p.style.name)
+    assert len(styles) == 80 and all(len(v) == len(STYLES) for v in styles.values())  # style is not the session
+    seen = {s.voice for s in speakers if not (s.heldout or s.heldout_dev)}
+    talkers = [(p, t) for p in plans for t in p.babble]
+    assert talkers and all(t.voice in seen and t.voice != p.speaker.voice for p, t in talkers)

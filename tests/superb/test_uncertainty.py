@@ -189,11 +189,31 @@ def test_cluster_bootstrap_widens_when_items_of_a_cluster_agree():
     assert (lo_c, hi_c) == cluster_bootstrap_interval("eer", trials, clusters, resamples=300)  # seeded
 
 
+def test_two_way_cluster_bootstrap_keeps_a_pair_when_both_speakers_are_drawn(monkeypatch):
+    """The weights by hand: a trial of speakers (a, b) is kept counts[a] * counts[b] times, a
+    target trial (a, a) counts[a] times."""
+    import jooci.superb.metrics as M
+
+    seen = []
+    real = M._Items.resampled
+    monkeypatch.setattr(M._Items, "resampled", lambda self, idx: seen.append(idx[0].copy()) or real(self, idx))
+    trials = [[0.9, 1], [0.1, 0], [0.8, 1], [0.3, 0]]
+    clusters = [("a", "a"), ("a", "b"), ("b", "b"), ("b", "c")]
+    cluster_bootstrap_interval("eer", trials, clusters, resamples=5, seed=3)
+    rng = np.random.default_rng(3)
+    for idx in seen:
+        n = np.bincount(rng.integers(0, 3, size=3), minlength=3)  # a, b, c
+        want = np.repeat(np.arange(4), [n[0], n[0] * n[1], n[1], n[1] * n[2]])
+        assert np.array_equal(idx, want)
+
+
 def test_cluster_bootstrap_refuses_bad_clusters():
     with pytest.raises(ValueError, match="2 cluster labels for 3 items"):
         cluster_bootstrap_interval("accuracy", [1, 0, 1], ["a", "b"])
     with pytest.raises(ValueError, match="at least 2 clusters"):
         cluster_bootstrap_interval("accuracy", [1, 0, 1], ["a", "a", "a"])
+    with pytest.raises(ValueError, match="one label or a pair"):
+        cluster_bootstrap_interval("accuracy", [1, 0, 1], ["a", ("a", "b", "c"), "b"])
 
 
 # --- paired_bootstrap and compare -----------------------------------------------------------------

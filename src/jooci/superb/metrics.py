@@ -347,11 +347,15 @@ def bootstrap_interval(metric: str, items: Any, resamples: int = 1000, level: fl
 
 def cluster_bootstrap_interval(metric: str, items: Any, clusters: Sequence[Any], resamples: int = 1000,
                                level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap over clusters of items: each resample draws as many clusters as there
-    are, with replacement, and takes every item of each drawn cluster (Bolle et al.'s *subsets
-    bootstrap*). For ASV the clusters are speakers (a trial belongs to the speaker of its first
-    utterance): trials of one speaker are not independent, so resampling trials alone makes the
-    interval too narrow. A draw whose statistic is undefined (one class only) is redrawn.
+    """Percentile bootstrap over clusters of items (Bolle et al.'s *subsets bootstrap*): each
+    resample draws as many clusters as there are, with replacement, and keeps every item of the
+    drawn clusters as many times as they were drawn.
+
+    An item may belong to two clusters (``clusters[i]`` a pair, as an ASV trial belongs to the
+    speakers of its two utterances): it is then kept with the product of the two draw counts (the
+    *two-way* bootstrap), once per draw when both are the same cluster (a target trial). Trials of
+    one speaker share that speaker's difficulty, so resampling trials alone gives too narrow an
+    interval. A draw whose statistic is undefined (one class only) is redrawn.
 
     Raises:
         ValueError: ``clusters`` not one per item, fewer than 2 clusters, or too many undefined draws.
@@ -363,21 +367,26 @@ def cluster_bootstrap_interval(metric: str, items: Any, clusters: Sequence[Any],
     its = _Items(metric, items)
     if len(clusters) != its.n:
         raise ValueError(f"{len(clusters)} cluster labels for {its.n} items")
-    _, inverse = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(inverse.max() + 2))
-    members = [order[starts[g]:starts[g + 1]] for g in range(len(starts) - 1)]
-    if len(members) < 2:
-        raise ValueError(f"a cluster bootstrap needs at least 2 clusters, got {len(members)}")
+    pairs = [tuple(c) if isinstance(c, (tuple, list)) else (c, c) for c in clusters]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("a cluster label is one label or a pair of labels")
+    names, ids = np.unique(np.asarray([[str(a), str(b)] for a, b in pairs]).reshape(-1), return_inverse=True)
+    ids = ids.reshape(-1, 2)
+    two = ids[:, 0] != ids[:, 1]
+    if len(names) < 2:
+        raise ValueError(f"a cluster bootstrap needs at least 2 clusters, got {len(names)}")
     rng = np.random.default_rng(seed)
+    rows = np.arange(its.n)
     values: list[float] = []
     drawn = 0
     while len(values) < resamples:
         if drawn >= _MAX_DRAWS_PER_RESAMPLE * resamples:
             raise ValueError(f"only {len(values)} of {drawn} cluster resamples had a defined {metric}")
-        pick = rng.integers(0, len(members), size=len(members))
+        counts = np.bincount(rng.integers(0, len(names), size=len(names)), minlength=len(names))
+        weight = counts[ids[:, 0]] * np.where(two, counts[ids[:, 1]], 1)
         drawn += 1
-        value = float(its.resampled(np.concatenate([members[g] for g in pick])[None])[0])
+        idx = np.repeat(rows, weight)
+        value = float(its.resampled(idx[None])[0]) if idx.size else float("nan")
         if np.isfinite(value):
             values.append(value)
     return _percentiles(np.asarray(values), level)

@@ -90,12 +90,22 @@ class Room:
     mic: tuple[float, float, float]
 
 
+def sabine_absorption(dims: Sequence[float], rt60: float, c: float = 343.0) -> float:
+    """The wall energy absorption Sabine's formula needs for ``rt60`` in a shoebox of ``dims``
+    (24 ln 10 V / (c S RT60)); a value of 1 or more cannot be built (pyroomacoustics refuses)."""
+    lx, ly, lz = dims
+    volume, surface = lx * ly * lz, 2 * (lx * ly + lx * lz + ly * lz)
+    return 24 * np.log(10) * volume / (c * surface * rt60)
+
+
 def draw_room(rng: np.random.Generator, rt60: tuple[float, float] = (0.15, 0.7)) -> Room:
-    """A room 3-10 x 2.5-8 x 2.4-4 m with a target RT60, a talker and a microphone 0.3-3 m apart,
-    both at least 0.4 m from every wall."""
+    """A room 3-10 x 2.5-8 x 2.4-4 m with a target RT60 it can have (absorption below 0.95 by
+    Sabine), a talker and a microphone 0.3-3 m apart, both at least 0.4 m from every wall."""
     while True:
         dims = (float(rng.uniform(3.0, 10.0)), float(rng.uniform(2.5, 8.0)), float(rng.uniform(2.4, 4.0)))
         target = float(rng.uniform(*rt60))
+        if sabine_absorption(dims, round(target, 3)) >= 0.95:  # a large room cannot be that dry
+            continue
         margin = 0.4
         src = tuple(float(rng.uniform(margin, d - margin)) for d in dims[:2]) + (float(rng.uniform(1.1, 1.8)),)
         mic = tuple(float(rng.uniform(margin, d - margin)) for d in dims[:2]) + (float(rng.uniform(0.7, 1.6)),)
@@ -253,4 +263,4 @@ def apply_channel(wav: np.ndarray, ch: Channel, rirs: Sequence[np.ndarray], rng:
 
 __all__ = ["Channel", "ChannelError", "NOISE_KINDS", "Room", "apply_channel", "babble", "coloured_noise",
            "draw_channel", "draw_room", "microphone", "mix_at_snr", "mu_law", "room_impulse_responses",
-           "simulate_rir", "telephone"]
+           "sabine_absorption", "simulate_rir", "telephone"]

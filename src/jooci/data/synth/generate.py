@@ -36,6 +36,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -61,7 +62,6 @@ SESSIONS_FORMAT_VERSION = 3  # 3: voices from continuous traits, recording sessi
 SHARD_SIZE = 40  # utterances per shard: one fresh process each, so small enough to balance load
 SILENCE = "sil"
 SPLITS = ("pretrain", "train", "dev", "test", "heldout_dev")
-VOICES_DIR = ".espeak-voices"  # the espeak-ng-data folder with the speakers' variants, while generating
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan",
            "en-gb-x-gbcwmd")
@@ -311,11 +311,13 @@ class Planner:
         return out
 
     def _in_session(self, i: int, spk: Speaker, k: int, style: Style, words: tuple[str, ...]) -> PlannedUtterance:
-        """Format 3: the k-th utterance of ``spk`` goes to its session ``k % sessions``; its split
+        """Format 3: the k-th utterance of ``spk`` goes to its session ``(k // 4) % sessions``; its split
         follows the session (test sessions: test) and TRAIN_CYCLE otherwise; babble talkers are
         drawn for babble sessions."""
         rng = self._rng
-        session = self.sessions[spk.id][k % self.cfg.sessions]
+        # sessions change every len(STYLES) utterances, so every session holds every style (k % S
+        # would tie a style to a session whenever S and the style count share a factor)
+        session = self.sessions[spk.id][(k // len(STYLES)) % self.cfg.sessions]
         rate = round(spk.rate * style.rate * session.rate_factor * rng.uniform(0.97, 1.03))
         pitch = min(99, max(0, spk.pitch + style.pitch + session.pitch_shift + rng.randint(-3, 3)))
         if spk.heldout:
@@ -330,7 +332,8 @@ class Planner:
         babble: tuple[Talker, ...] = ()
         if session.channel.noise == "babble":  # other voices of the corpus, from a stream of their own
             b = random.Random(f"babble/{self.cfg.seed}/{i}")
-            others = [s for s in self.speakers if s.id != spk.id]
+            # seen speakers only: a held-out voice must not reach training audio or other trials
+            others = [s for s in self.speakers if s.id != spk.id and not (s.heldout or s.heldout_dev)]
             babble = tuple(Talker(o.voice, tuple(grammar.sentence(b)), b.randrange(1, 2**31 - 1), o.rate)
                            for o in b.sample(others, min(len(others), b.randint(3, 5))))
         return PlannedUtterance(index=i, id=f"{spk.id}-{i:06d}", speaker=spk, style=style, words=words, split=split,
@@ -442,6 +445,37 @@ def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str | None]
 # The corpus.
 
 
+def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, voices: str | None,
+               progress: bool) -> list[dict]:
+    """Plan and synthesise utterances until the corpus holds ``cfg.minutes``; the records in
+    plan order."""
+    target = cfg.minutes * 60.0
+    records: list[dict] = []
+    seconds = 0.0
+    mean_duration = 2.8  # seconds per utterance, a first guess; measured after the first round
+    bar = _progress(total=round(target), enabled=progress and _is_main())
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:  # a fresh process per shard: reproducible
+        while seconds < target:
+            n_new = max(1, math.ceil((target - seconds) / mean_duration))
+            plans = planner.take(n_new)
+            shards: dict[int, list[PlannedUtterance]] = {}
+            for p in plans:
+                shards.setdefault(p.index // SHARD_SIZE, []).append(p)
+            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db, voices)
+                    for k, ps in sorted(shards.items())]
+            done: list[dict] = []
+            for recs in pool.imap_unordered(_synth_shard, jobs):
+                done += recs
+                bar.update(round(sum(r["num_samples"] for r in recs) / SAMPLE_RATE, 1))
+            done.sort(key=lambda r: int(r["id"].rsplit("-", 1)[1]))
+            records += done
+            seconds = sum(r["num_samples"] for r in records) / SAMPLE_RATE
+            mean_duration = seconds / len(records)
+    bar.close()
+    return records
+
+
 def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None = None,
                overwrite: bool = False, progress: bool = True) -> Path:
     """Generate a JOOCI-synth corpus in ``out`` (or reuse the finished one already there).
@@ -476,7 +510,7 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
         if not (overwrite or (out / "wav").exists()):  # an unfinished corpus of ours may be redone
             raise SynthError(f"{out} exists and is not a JOOCI-synth corpus; choose an empty or new folder")
         for name in ("wav", "synth.json", "speakers.json", "sessions.json", "trials.txt", "trials_dev.txt",
-                     VOICES_DIR, *(f"{s}.jsonl" for s in SPLITS)):
+                     *(f"{s}.jsonl" for s in SPLITS)):
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     from jooci.extras import check
@@ -488,43 +522,25 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     workers = workers or os.cpu_count() or 1
     speakers = plan_speakers(cfg)
     planner = Planner(cfg, speakers)
-    voices = None
+    global _RIRS
+    voices, rooms = None, []
     if cfg.sessions:
-        global _RIRS
         rooms, _RIRS = room_impulse_responses(cfg.rooms, cfg.seed)
-        voices = str(voice_data(out / VOICES_DIR, {s.variant: s.traits for s in speakers if s.traits}))
-    target = cfg.minutes * 60.0
-    records: list[dict] = []
-    seconds = 0.0
-    mean_duration = 2.8  # seconds per utterance, a first guess; measured after the first round
-    bar = _progress(total=round(target), enabled=progress and _is_main())
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:  # a fresh process per shard: reproducible
-        while seconds < target:
-            n_new = max(1, math.ceil((target - seconds) / mean_duration))
-            plans = planner.take(n_new)
-            shards: dict[int, list[PlannedUtterance]] = {}
-            for p in plans:
-                shards.setdefault(p.index // SHARD_SIZE, []).append(p)
-            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db, voices)
-                    for k, ps in sorted(shards.items())]
-            done: list[dict] = []
-            for recs in pool.imap_unordered(_synth_shard, jobs):
-                done += recs
-                bar.update(round(sum(r["num_samples"] for r in recs) / SAMPLE_RATE, 1))
-            done.sort(key=lambda r: int(r["id"].rsplit("-", 1)[1]))
-            records += done
-            seconds = sum(r["num_samples"] for r in records) / SAMPLE_RATE
-            mean_duration = seconds / len(records)
-    bar.close()
+        # espeak keeps its data path in a short fixed buffer: a temporary folder, not one under `out`
+        voices = str(voice_data(tempfile.mkdtemp(prefix="jooci-espeak-"),
+                                {s.variant: s.traits for s in speakers if s.traits}))
+    try:
+        records = _synth_all(cfg, out, planner, workers, voices, progress)
+    finally:  # links into the wheel and the pool: gone however the run ends
+        if voices is not None:
+            shutil.rmtree(voices, ignore_errors=True)
+        _RIRS = []
 
     utts = [Utterance(**r) for r in records]
     for split in SPLITS:
         write_manifest([u for u in utts if u.split == split], out / f"{split}.jsonl")
     (out / "speakers.json").write_text(json.dumps([s.to_json() for s in speakers], indent=1))
     if cfg.sessions:
-        shutil.rmtree(out / VOICES_DIR)  # links into the wheel: the traits are in speakers.json
-        _RIRS = []
         (out / "sessions.json").write_text(json.dumps(
             {"rooms": [asdict(r) for r in rooms],
              "sessions": [asdict(x) for spk in speakers for x in planner.sessions[spk.id]]}, indent=1))
@@ -550,19 +566,21 @@ def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_tria
     """Balanced ASV trials among held-out speakers: every same-speaker pair (up to half of
     ``max_trials``) and as many different-speaker pairs, as ``(1|0, id, id)``.
 
-    With sessions (``session`` in the utterances' ``custom``), same-speaker pairs are taken across
-    sessions only (within a session only if no cross-session pair exists), as VoxCeleb's target
-    trials mostly are: the channel changes, the speaker does not."""
+    With sessions (``session`` in the utterances' ``custom``), a speaker's same-speaker pairs are
+    taken across sessions only (within a session only for a speaker with no cross-session pair),
+    as VoxCeleb's target trials mostly are: the channel changes, the speaker does not."""
     rng = random.Random(f"trials/{seed}")
     test = [u for u in utts if u.speaker in heldout]
     by_spk: dict[str, list[str]] = {}
     for u in test:
         by_spk.setdefault(u.speaker, []).append(u.id)
-    target = [(a, b) for ids in by_spk.values() for i, a in enumerate(ids) for b in ids[i + 1:]]
     session = {u.id: (u.custom or {}).get("session") for u in test}
-    if any(v is not None for v in session.values()):
-        cross = [t for t in target if session[t[0]] != session[t[1]]]
-        target = cross or target
+    target = []
+    for ids in by_spk.values():
+        pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+        if any(session[a] is not None for a in ids):  # with sessions: a speaker's cross-session pairs
+            pairs = [(a, b) for a, b in pairs if session[a] != session[b]] or pairs
+        target += pairs
     if len(target) > max_trials // 2:
         target = rng.sample(target, max_trials // 2)
     groups = list(by_spk.values())

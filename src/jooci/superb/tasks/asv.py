@@ -21,6 +21,9 @@ from jooci.superb.metrics import EER_DEFINITION, P_TARGETS, bootstrap_interval, 
 from jooci.superb.tasks.common import FeatureView, FrameBatch, FrameBatches, TaskSettings, padding_mask, plan_batches
 
 
+MIN_SPEAKER_CLUSTERS = 10  # held-out speakers needed for the speaker bootstrap of the EER
+
+
 class XVectorHead(nn.Module):
     """Featurizer -> TDNN (k 5/3/1, dilation 1/2/1, ReLU + BatchNorm) -> mean+std pooling ->
     Linear embedding; AM-softmax weights for training. (L, B, T, D) -> (B, E)."""
@@ -122,9 +125,11 @@ class ASVTask:
                      # [score, label] per trial, in trial-list order: the test-set bootstrap (metrics.item_statistic)
                      "items": [[float(s), int(y)] for s, y in zip(scores.tolist(), labels.tolist())]}
             extra["ci95"] = list(bootstrap_interval(self.metric, extra["items"]))
-            # trials of one speaker are not independent: resampling speakers (each trial is its
-            # first utterance's speaker's) gives the wider, honest interval
-            by_speaker = [self.speaker_of.get(t[1], t[1]) for t in self.trials["test"]]
-            if len(set(by_speaker)) >= 2:
-                extra["ci95_speakers"] = list(cluster_bootstrap_interval(self.metric, extra["items"], by_speaker))
+            # trials of one speaker are not independent: resampling speakers (a trial belongs to
+            # the speakers of its two utterances) gives the wider interval; a percentile bootstrap
+            # over fewer than MIN_SPEAKER_CLUSTERS speakers is too coarse to report
+            pairs = [(self.speaker_of.get(t[1], t[1]), self.speaker_of.get(t[2], t[2])) for t in self.trials["test"]]
+            extra["test_speakers"] = len({s for p in pairs for s in p})
+            if extra["test_speakers"] >= MIN_SPEAKER_CLUSTERS:
+                extra["ci95_speakers"] = list(cluster_bootstrap_interval(self.metric, extra["items"], pairs))
         return eer(scores, labels), extra
