@@ -19,6 +19,15 @@ def synth_corpus(tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True)
+def _fresh_warn_once(monkeypatch):
+    """Every test starts with no warning already logged by jooci.data.dataset's once-per-process
+    rule, so whether a test sees a warning does not depend on the tests before it."""
+    import jooci.data.dataset
+
+    monkeypatch.setattr(jooci.data.dataset, "_WARNED", set())
+
+
 @pytest.fixture
 def one_thread():
     """torch on one thread for the test: tiny models on a shared 2-core machine run fastest so."""

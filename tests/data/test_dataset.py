@@ -52,6 +52,19 @@ def test_min_length_filter_is_counted_and_logged(corpus, caplog):
     assert [ex.id for ex in (ds[i] for i in range(len(ds)))] == ["u1", "u2", "u3", "u4"]
 
 
+def test_the_short_utterance_warning_is_logged_once_and_on_the_main_rank(corpus, caplog, monkeypatch):
+    with caplog.at_level(logging.WARNING, logger="jooci.data.dataset"):
+        for _ in range(3):  # every phase of a run builds its dataset again
+            AudioDataset(corpus, min_samples=16000)
+    assert caplog.text.count("dropped 1 of 5") == 1
+    caplog.clear()
+    monkeypatch.setattr("jooci.data.dataset._WARNED", set())
+    monkeypatch.setenv("RANK", "1")
+    with caplog.at_level(logging.WARNING, logger="jooci.data.dataset"):
+        ds = AudioDataset(corpus, min_samples=16000)
+    assert "dropped" not in caplog.text and ds.num_too_short == 1  # counted all the same
+
+
 def test_resampled_lengths(tmp_path):
     u8 = _ramp_wav(tmp_path / "a8k.wav", 8000, sr=8000)  # 1 s at 8 kHz -> 16000 samples
     u22 = _ramp_wav(tmp_path / "a22k.wav", 11025, sr=22050)  # 0.5 s at 22.05 kHz -> 8000

@@ -74,6 +74,17 @@ LABEL_TOLERANCE_S = 0.1
 """Largest accepted ``|audio seconds - n_labels / label_rate|`` (fairseq warns above this)."""
 
 _SHOWN = 5  # ids spelled out in a log line or error before summarising
+_WARNED: set[str] = set()  # messages already logged by this process
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time this process sees it, and only on the main
+    rank of a ``torchrun`` job (``RANK`` unset or 0): every phase of a run builds its dataset
+    again, and every rank builds its own. Repeats go to DEBUG."""
+    first = message not in _WARNED
+    _WARNED.add(message)
+    main = os.environ.get("RANK", "0") == "0"
+    log.log(logging.WARNING if first and main else logging.DEBUG, "%s", message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,9 +177,9 @@ class AudioDataset(Dataset):
         self.num_too_short = len(dropped)
         self.too_short_ids = dropped
         if dropped:
-            log.warning("dropped %d of %d utterances shorter than %d samples (%.2f s) at 16 kHz: %s%s",
-                        len(dropped), len(utterances), self.min_samples, self.min_samples / SAMPLE_RATE,
-                        ", ".join(dropped[:_SHOWN]), " ..." if len(dropped) > _SHOWN else "")
+            _warn_once(f"dropped {len(dropped)} of {len(utterances)} utterances shorter than {self.min_samples} "
+                       f"samples ({self.min_samples / SAMPLE_RATE:.2f} s) at 16 kHz: {', '.join(dropped[:_SHOWN])}"
+                       + (" ..." if len(dropped) > _SHOWN else ""))
 
         self.utterances: list[Utterance] = [utterances[i] for i in keep]
         self.full_lengths: np.ndarray = full[keep]
