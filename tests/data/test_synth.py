@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -12,7 +14,7 @@ from jooci.cli import main
 from jooci.data.manifest import read_manifest
 from jooci.data.synth import ARPABET_39, STYLES, SynthConfig, SynthError, ipa_to_arpabet, synthesize
 from jooci.data.synth import grammar
-from jooci.data.synth.espeak import Espeak
+from jooci.data.synth.espeak import Espeak, isolated
 from jooci.data.synth.generate import ACCENTS, SPLITS, PhonemeEvent, phone_alignment
 
 TEN_MINUTES = SynthConfig(minutes=10, seed=1)
@@ -159,18 +161,46 @@ def test_bad_config(bad):
         SynthConfig(**bad).validate()
 
 
-def test_every_word_in_every_accent_maps_to_arpabet():
+def _phonemes_per_accent() -> dict[str, list[str]]:
     engine = Espeak()
     text = " ".join(grammar.vocabulary()) + "."
+    out = {}
     for accent in ACCENTS:
         engine.set_voice(accent)
         engine.set_params(rate=300, pitch=50, pitch_range=50, volume=100)
-        _, events = engine.synth(text, seed=1)
-        for ev in events:
-            if ev.name:
-                assert all(p in ARPABET_39 for p in ipa_to_arpabet(ev.name)), (accent, ev.name)
+        out[accent] = [ev.name for ev in engine.synth(text, seed=1)[1] if ev.name]
+    return out
+
+
+def test_every_word_in_every_accent_maps_to_arpabet():
+    for accent, names in isolated(_phonemes_per_accent).items():  # espeak in a process of its own
+        for name in names:
+            assert all(p in ARPABET_39 for p in ipa_to_arpabet(name)), (accent, name)
     with pytest.raises(KeyError, match="no ARPAbet mapping"):
         ipa_to_arpabet("ʘ")
+
+
+def test_synthesis_does_not_depend_on_what_this_process_did_with_espeak(tmp_path):
+    """A forked worker inherits its parent's espeak-ng state: once this process has used espeak,
+    synthesis spawns its workers instead, and the corpus stays the same."""
+    import jooci.data.synth.espeak as E
+    from jooci.data.synth.layouts import word_pronunciations
+
+    cfg = SynthConfig(minutes=0.2, speakers=8, seed=5)
+
+    def wavs(root):
+        return [(p.name, p.read_bytes()) for p in sorted((root / "wav").rglob("*.wav"))]
+
+    first = wavs(synthesize(tmp_path / "a", cfg, workers=1, progress=False))
+    assert word_pronunciations(["hello"]) and not E.loaded_here()  # isolated: nothing left here
+    assert wavs(synthesize(tmp_path / "b", cfg, workers=1, progress=False)) == first
+    # a process that has used espeak itself (in a child, to keep this one clean)
+    code = ("import sys; from jooci.data.synth import SynthConfig, synthesize; "
+            "import jooci.data.synth.espeak as E; E.Espeak().synth('something else entirely.', seed=9); "
+            "assert E.loaded_here() and E.start_method() == 'spawn'; "
+            "synthesize(sys.argv[1], SynthConfig(minutes=0.2, speakers=8, seed=5), workers=1, progress=False)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], check=True)
+    assert wavs(tmp_path / "c") == first
 
 
 def test_phone_alignment_by_hand():

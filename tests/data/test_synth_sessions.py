@@ -2,7 +2,6 @@
 bands, noise), with SID's test utterances from sessions a speaker never trained on."""
 
 import json
-import multiprocessing as mp
 import os
 from collections import defaultdict
 
@@ -16,6 +15,7 @@ from jooci.cli import main  # noqa: E402
 from jooci.data.manifest import read_manifest  # noqa: E402
 from jooci.data.synth import SynthConfig, synthesize  # noqa: E402
 from jooci.data.synth.generate import SPLITS, _config_json, n_test_sessions, plan_speakers  # noqa: E402
+from jooci.data.synth.espeak import isolated  # noqa: E402
 from jooci.data.synth.voices import VoiceTraits, voice_data  # noqa: E402
 
 CFG = SynthConfig(minutes=5, speakers=12, sessions=2, seed=1, rooms=8)
@@ -130,8 +130,7 @@ def test_traits_change_the_voice_as_written(tmp_path):
     data = str(voice_data(tmp_path / "voices", variants))
     with pytest.raises(ValueError, match="not a new plain name"):
         voice_data(tmp_path / "other", {"m3": variants["jlow"]})
-    with mp.get_context("fork").Pool(1) as pool:
-        low, high, short = pool.map(_spoken, [(data, list(variants))])[0]
+    low, high, short = isolated(_spoken, (data, list(variants)))
     assert _f0(high) / _f0(low) == pytest.approx(2.0, rel=0.15)  # pitch in Hz as written
     assert _centroid(short) > 1.08 * _centroid(low)  # a shorter vocal tract: higher formants
 
@@ -169,16 +168,16 @@ def test_the_espeak_folder_and_room_pool_are_dropped_however_the_run_ends(tmp_pa
     monkeypatch.setattr(gen.tempfile, "mkdtemp", lambda **k: made.append(real_mkdtemp(**k)) or made[-1])
     cfg = SynthConfig(minutes=0.2, speakers=6, sessions=2, rooms=2, seed=2)
     synthesize(tmp_path / "ok", cfg, workers=1, progress=False)
-    assert made and not any(os.path.exists(d) for d in made) and gen._RIRS == []
+    assert made and not any(os.path.exists(d) for d in made)
 
     def interrupted(*a, **k):
-        assert os.path.isdir(made[-1]) and len(gen._RIRS) == 2  # in use while generating
+        assert os.path.isdir(made[-1]) and len(a[-1]) == 2  # in use while generating, the pool of 2 rooms
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gen, "_synth_all", interrupted)
     with pytest.raises(KeyboardInterrupt):
         synthesize(tmp_path / "cut", cfg, workers=1, progress=False)
-    assert len(made) == 2 and not os.path.exists(made[-1]) and gen._RIRS == []
+    assert len(made) == 2 and not os.path.exists(made[-1])
     assert not (tmp_path / "cut" / "synth.json").exists()
 
 

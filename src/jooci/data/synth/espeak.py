@@ -13,9 +13,15 @@ en-029, en-us-nyc, en-gb-x-gbclan, en-gb-x-gbcwmd, each with an optional "+varia
 from __future__ import annotations
 
 import ctypes
+import multiprocessing as mp
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 _SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA, _INIT_DONT_EXIT = 0x0001, 0x0002, 0x8000
@@ -49,8 +55,32 @@ class PhonemeEvent:
     sample: int
 
 
+_LOADED_IN: int | None = None  # the process id that initialised the library, if any
+
+
+def loaded_here() -> bool:
+    """Whether this process has initialised espeak-ng. Its state (random generator, voices, caches)
+    then lives in every child forked from it: a forked worker no longer starts clean, and what
+    it synthesises depends on what this process did before."""
+    return _LOADED_IN == os.getpid()
+
+
+def start_method() -> str:
+    """How to start a worker that must begin with a clean espeak-ng: ``fork`` (fast) while this
+    process has not loaded the library, else ``spawn``."""
+    return "spawn" if loaded_here() else "fork"
+
+
+def isolated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a fresh process (:func:`start_method`), so neither this process's espeak-ng
+    state reaches it nor its state stays here. ``fn`` and its result must pickle."""
+    with mp.get_context(start_method()).Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 class Espeak:
-    """One espeak-ng engine. The library is process-global: make one per process."""
+    """One espeak-ng engine. The library is process-global: make one per process, and not in a
+    process that will fork synthesis workers (:func:`isolated`, :func:`start_method`)."""
 
     def __init__(self, data_path: str | None = None) -> None:
         """``data_path``: an espeak-ng-data folder (default: the wheel's); :func:`voice_data` makes
@@ -58,7 +88,9 @@ class Espeak:
         from jooci.extras import require
 
         espeakng_loader = require("espeakng_loader")  # the synth extra
+        global _LOADED_IN
         lib = self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        _LOADED_IN = os.getpid()
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]

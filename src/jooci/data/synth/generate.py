@@ -51,7 +51,7 @@ from jooci.data.corpora import write_trials
 from jooci.data.manifest import Utterance, write_manifest
 from jooci.data.synth import grammar
 from jooci.data.synth.channel import Channel, apply_channel, draw_channel, room_impulse_responses
-from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet
+from jooci.data.synth.espeak import Espeak, PhonemeEvent, ipa_to_arpabet, start_method
 from jooci.data.synth.voices import VoiceTraits, draw_traits, voice_data
 from jooci.fileio import atomic_write_text
 
@@ -389,9 +389,13 @@ def phone_alignment(events: list[PhonemeEvent], num_samples_in: int, num_samples
     return segments
 
 
-# The impulse-response pool of a corpus with sessions: set by synthesize() before the worker pool
-# forks, so every worker has it without pickling it into each job.
+# The impulse-response pool of a corpus with sessions, in each worker (set by _init_worker).
 _RIRS: list[np.ndarray] = []
+
+
+def _init_worker(rirs: list[np.ndarray]) -> None:
+    global _RIRS
+    _RIRS = rirs
 
 
 def _to_16k(pcm: np.ndarray) -> np.ndarray:
@@ -446,16 +450,21 @@ def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str | None]
 
 
 def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, voices: str | None,
-               progress: bool) -> list[dict]:
+               progress: bool, rirs: list[np.ndarray]) -> list[dict]:
     """Plan and synthesise utterances until the corpus holds ``cfg.minutes``; the records in
-    plan order."""
+    plan order. Workers are forked, or spawned when this process has used espeak-ng itself (a
+    forked worker would inherit its state: ``espeak.start_method``)."""
     target = cfg.minutes * 60.0
     records: list[dict] = []
     seconds = 0.0
     mean_duration = 2.8  # seconds per utterance, a first guess; measured after the first round
     bar = _progress(total=round(target), enabled=progress and _is_main())
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:  # a fresh process per shard: reproducible
+    method = start_method()
+    if method != "fork":
+        log.info("espeak-ng was used in this process: synthesis workers are spawned, not forked")
+    ctx = mp.get_context(method)
+    # a fresh process per shard: reproducible
+    with ctx.Pool(workers, maxtasksperchild=1, initializer=_init_worker, initargs=(rirs,)) as pool:
         while seconds < target:
             n_new = max(1, math.ceil((target - seconds) / mean_duration))
             plans = planner.take(n_new)
@@ -522,19 +531,17 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     workers = workers or os.cpu_count() or 1
     speakers = plan_speakers(cfg)
     planner = Planner(cfg, speakers)
-    global _RIRS
-    voices, rooms = None, []
+    voices, rooms, rirs = None, [], []
     if cfg.sessions:
-        rooms, _RIRS = room_impulse_responses(cfg.rooms, cfg.seed)
+        rooms, rirs = room_impulse_responses(cfg.rooms, cfg.seed)
         # espeak keeps its data path in a short fixed buffer: a temporary folder, not one under `out`
         voices = str(voice_data(tempfile.mkdtemp(prefix="jooci-espeak-"),
                                 {s.variant: s.traits for s in speakers if s.traits}))
     try:
-        records = _synth_all(cfg, out, planner, workers, voices, progress)
-    finally:  # links into the wheel and the pool: gone however the run ends
+        records = _synth_all(cfg, out, planner, workers, voices, progress, rirs)
+    finally:  # links into the wheel: gone however the run ends
         if voices is not None:
             shutil.rmtree(voices, ignore_errors=True)
-        _RIRS = []
 
     utts = [Utterance(**r) for r in records]
     for split in SPLITS:

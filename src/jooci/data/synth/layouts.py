@@ -245,7 +245,14 @@ def _librispeech(source, out, utts, speakers, rng, **_):
 
 
 def word_pronunciations(words: list[str], voice: str = "en-us") -> dict[str, tuple[str, ...]]:
-    """ARPAbet-39 phones of each word spoken alone by espeak-ng's ``voice`` (a dictionary entry)."""
+    """ARPAbet-39 phones of each word spoken alone by espeak-ng's ``voice`` (a dictionary entry),
+    in a process of its own, so this one stays free of espeak-ng state (``espeak.isolated``)."""
+    from jooci.data.synth.espeak import isolated
+
+    return isolated(_pronounce, list(words), voice)
+
+
+def _pronounce(words: list[str], voice: str) -> dict[str, tuple[str, ...]]:
     from jooci.data.synth.espeak import Espeak, ipa_to_arpabet
 
     engine = Espeak()
@@ -256,7 +263,7 @@ def word_pronunciations(words: list[str], voice: str = "en-us") -> dict[str, tup
         phones = tuple(p for e in events if e.name.replace("ˈ", "").replace("ˌ", "")
                        for p in ipa_to_arpabet(e.name))
         if not phones:
-            raise LayoutError(f"espeak-ng gives no phones for the word {w!r}")
+            raise LayoutError(f"espeak-ng gives no phones for the word {w!r}")  # pickles: a ValueError
         out[w] = phones
     return out
 
