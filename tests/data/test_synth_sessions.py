@@ -128,8 +128,8 @@ def test_traits_change_the_voice_as_written(tmp_path):
                 "jhigh": VoiceTraits("male", 200.0, 200.0, flat, 0, 0),
                 "jshort": VoiceTraits("male", 100.0, 100.0, (118.0,) * 9, 0, 0)}
     data = str(voice_data(tmp_path / "voices", variants))
-    with pytest.raises(ValueError, match="not a new plain name"):
-        voice_data(tmp_path / "other", {"m3": variants["jlow"]})
+    with pytest.raises(ValueError, match="not a plain file name"):
+        voice_data(tmp_path / "other", {"../m3": variants["jlow"]})
     low, high, short = isolated(_spoken, (data, list(variants)))
     assert _f0(high) / _f0(low) == pytest.approx(2.0, rel=0.15)  # pitch in Hz as written
     assert _centroid(short) > 1.08 * _centroid(low)  # a shorter vocal tract: higher formants
@@ -160,25 +160,38 @@ def test_target_trials_are_cross_session_first(corpus):
         utts[a].custom["session"] != utts[b].custom["session"] for y, a, b in few if y == 1)
 
 
-def test_the_espeak_folder_and_room_pool_are_dropped_however_the_run_ends(tmp_path, monkeypatch):
+def test_each_shards_espeak_folder_is_dropped_however_the_shard_ends(tmp_path, monkeypatch):
+    import tempfile
+
     import jooci.data.synth.generate as gen
 
-    made = []
-    real_mkdtemp = gen.tempfile.mkdtemp
-    monkeypatch.setattr(gen.tempfile, "mkdtemp", lambda **k: made.append(real_mkdtemp(**k)) or made[-1])
-    cfg = SynthConfig(minutes=0.2, speakers=6, sessions=2, rooms=2, seed=2)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # what the forked workers' mkdtemp uses
+    cfg = SynthConfig(minutes=0.3, speakers=6, sessions=2, rooms=2, seed=2)
     synthesize(tmp_path / "ok", cfg, workers=1, progress=False)
-    assert made and not any(os.path.exists(d) for d in made)
+    assert list(scratch.iterdir()) == []
 
-    def interrupted(*a, **k):
-        assert os.path.isdir(made[-1]) and len(a[-1]) == 2  # in use while generating, the pool of 2 rooms
-        raise KeyboardInterrupt
+    def broken(*a, **k):
+        raise RuntimeError("a shard that fails half-way")
 
-    monkeypatch.setattr(gen, "_synth_all", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(gen, "apply_channel", broken)  # inherited by the forked workers
+    with pytest.raises(RuntimeError, match="half-way"):
         synthesize(tmp_path / "cut", cfg, workers=1, progress=False)
-    assert len(made) == 2 and not os.path.exists(made[-1])
-    assert not (tmp_path / "cut" / "synth.json").exists()
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "cut" / "synth.json").exists()
+
+
+def test_more_speakers_than_espeak_lists_voices():
+    """espeak-ng lists at most 349 voices: a shard's folder holds only its own."""
+    from jooci.data.synth.generate import Planner
+    from jooci.data.synth.voices import MAX_VARIANTS
+
+    cfg = SynthConfig(minutes=600, speakers=400, sessions=4, seed=0)
+    plans = Planner(cfg, plan_speakers(cfg)).take(40)  # one shard
+    voices = {s.variant for p in plans for s in (p.speaker, *(t.speaker for t in p.babble))}
+    assert len(voices) <= MAX_VARIANTS < 400
+    with pytest.raises(ValueError, match="at most"):
+        voice_data("unused", {f"v{i}": p.speaker.traits for i, p in enumerate(plans * 8)})
 
 
 def test_sessions_hold_every_style_and_babble_comes_from_seen_voices():
@@ -193,4 +206,4 @@ def test_sessions_hold_every_style_and_babble_comes_from_seen_voices():
     assert len(styles) == 80 and all(len(v) == len(STYLES) for v in styles.values())  # style is not the session
     seen = {s.voice for s in speakers if not (s.heldout or s.heldout_dev)}
     talkers = [(p, t) for p in plans for t in p.babble]
-    assert talkers and all(t.voice in seen and t.voice != p.speaker.voice for p, t in talkers)
+    assert talkers and all(t.speaker.voice in seen and t.speaker.voice != p.speaker.voice for p, t in talkers)

@@ -185,7 +185,7 @@ class Session:
 class Talker:
     """One other voice in an utterance's babble noise."""
 
-    voice: str
+    speaker: Speaker
     words: tuple[str, ...]
     seed: int
     rate: int
@@ -334,7 +334,7 @@ class Planner:
             b = random.Random(f"babble/{self.cfg.seed}/{i}")
             # seen speakers only: a held-out voice must not reach training audio or other trials
             others = [s for s in self.speakers if s.id != spk.id and not (s.heldout or s.heldout_dev)]
-            babble = tuple(Talker(o.voice, tuple(grammar.sentence(b)), b.randrange(1, 2**31 - 1), o.rate)
+            babble = tuple(Talker(o, tuple(grammar.sentence(b)), b.randrange(1, 2**31 - 1), o.rate)
                            for o in b.sample(others, min(len(others), b.randint(3, 5))))
         return PlannedUtterance(index=i, id=f"{spk.id}-{i:06d}", speaker=spk, style=style, words=words, split=split,
                                 seed=rng.randrange(1, 2**31 - 1), rate=rate, pitch=pitch, session=session,
@@ -405,17 +405,31 @@ def _to_16k(pcm: np.ndarray) -> np.ndarray:
 def _babble_sources(engine: Espeak, talkers: tuple[Talker, ...]) -> list[np.ndarray]:
     out = []
     for t in talkers:
-        engine.set_voice(t.voice)
+        engine.set_voice(t.speaker.voice)
         engine.set_params(rate=t.rate, pitch=50, pitch_range=50, volume=100)
         pcm, _ = engine.synth(" ".join(t.words) + ".", seed=t.seed)
         out.append(_to_16k(pcm))
     return out
 
 
-def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str | None]) -> list[dict]:
-    """Synthesise one shard into ``wav_dir``; returns manifest records as dicts, in plan order."""
-    plans, wav_dir, audio_format, noise_db, voices = job
+def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float]) -> list[dict]:
+    """Synthesise one shard into ``wav_dir``; returns manifest records as dicts, in plan order.
+    Speakers with traits of their own (format 3) get an espeak-ng folder holding this shard's
+    voices (its speakers' and their babble talkers'), removed when the shard ends however it ends."""
+    plans, wav_dir, audio_format, noise_db = job
     os.makedirs(wav_dir, exist_ok=True)
+    variants = {s.variant: s.traits for p in plans for s in (p.speaker, *(t.speaker for t in p.babble))
+                if s.traits is not None}
+    voices = str(voice_data(tempfile.mkdtemp(prefix="jooci-espeak-"), variants)) if variants else None
+    try:
+        return _synth_plans(plans, wav_dir, audio_format, noise_db, voices)
+    finally:
+        if voices is not None:
+            shutil.rmtree(voices, ignore_errors=True)
+
+
+def _synth_plans(plans: list[PlannedUtterance], wav_dir: str, audio_format: str, noise_db: float,
+                 voices: str | None) -> list[dict]:
     engine = Espeak(voices)
     noise_std = 10 ** (noise_db / 20)
     records = []
@@ -449,8 +463,8 @@ def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str | None]
 # The corpus.
 
 
-def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, voices: str | None,
-               progress: bool, rirs: list[np.ndarray]) -> list[dict]:
+def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, progress: bool,
+               rirs: list[np.ndarray]) -> list[dict]:
     """Plan and synthesise utterances until the corpus holds ``cfg.minutes``; the records in
     plan order. Workers are forked, or spawned when this process has used espeak-ng itself (a
     forked worker would inherit its state: ``espeak.start_method``)."""
@@ -471,7 +485,7 @@ def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, voic
             shards: dict[int, list[PlannedUtterance]] = {}
             for p in plans:
                 shards.setdefault(p.index // SHARD_SIZE, []).append(p)
-            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db, voices)
+            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db)
                     for k, ps in sorted(shards.items())]
             done: list[dict] = []
             for recs in pool.imap_unordered(_synth_shard, jobs):
@@ -531,17 +545,8 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     workers = workers or os.cpu_count() or 1
     speakers = plan_speakers(cfg)
     planner = Planner(cfg, speakers)
-    voices, rooms, rirs = None, [], []
-    if cfg.sessions:
-        rooms, rirs = room_impulse_responses(cfg.rooms, cfg.seed)
-        # espeak keeps its data path in a short fixed buffer: a temporary folder, not one under `out`
-        voices = str(voice_data(tempfile.mkdtemp(prefix="jooci-espeak-"),
-                                {s.variant: s.traits for s in speakers if s.traits}))
-    try:
-        records = _synth_all(cfg, out, planner, workers, voices, progress, rirs)
-    finally:  # links into the wheel: gone however the run ends
-        if voices is not None:
-            shutil.rmtree(voices, ignore_errors=True)
+    rooms, rirs = room_impulse_responses(cfg.rooms, cfg.seed) if cfg.sessions else ([], [])
+    records = _synth_all(cfg, out, planner, workers, progress, rirs)
 
     utts = [Utterance(**r) for r in records]
     for split in SPLITS:

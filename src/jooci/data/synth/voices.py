@@ -7,8 +7,9 @@ per formant) and roughness. JOOCI-synth format 2 picks one of 41 shipped variant
 with sessions every speaker gets a variant written from its own :class:`VoiceTraits`, so speakers
 differ continuously (a formant scale is a vocal-tract length) and there are as many as asked.
 
-:func:`voice_data` makes an espeak-ng-data folder that is the wheel's (linked, not copied) plus
-those variant files; :class:`jooci.data.synth.espeak.Espeak` is initialised on it.
+:func:`voice_data` makes an espeak-ng-data folder that is the wheel's (linked, not copied), its
+English voices only, plus those variant files; each synthesis job makes one with the voices it
+needs and initialises :class:`jooci.data.synth.espeak.Espeak` on it.
 """
 
 from __future__ import annotations
@@ -63,38 +64,39 @@ def variant_file(name: str, traits: VoiceTraits) -> str:
 
 
 def voice_data(root: str | os.PathLike, variants: Mapping[str, VoiceTraits]) -> Path:
-    """An espeak-ng-data folder at ``root``: every entry of the wheel's linked, plus a variant file
-    per ``variants`` item (name -> traits) in ``voices/!v``. Returns ``root``.
+    """An espeak-ng-data folder at ``root`` for JOOCI-synth's English voices: the wheel's data
+    linked, but of its voices only the English ones (``lang/gmw/en*``) and, as variants
+    (``voices/!v``), one file per ``variants`` item (name -> traits). Returns ``root``.
+
+    espeak-ng lists at most 349 voices (``N_VOICES_LIST``) and the wheel ships 245, so a folder
+    holds the voices one synthesis job needs, not a corpus's every speaker.
 
     Raises:
-        ValueError: a variant name that shadows one of espeak's own, or is not a plain file name.
+        ValueError: a variant name that is not a plain file name, or more variants than espeak lists.
     """
     from jooci.extras import require
 
     source = Path(require("espeakng_loader").get_data_path())
-    root = Path(root)
-    own = root / "voices" / "!v"
-    own.mkdir(parents=True, exist_ok=True)
-    shipped = {p.name for p in (source / "voices" / "!v").iterdir()}
+    if len(variants) > MAX_VARIANTS:
+        raise ValueError(f"{len(variants)} voice variants in one espeak-ng folder; espeak lists at most {MAX_VARIANTS}")
     for name in variants:
-        if name in shipped or os.sep in name or name.startswith("."):
-            raise ValueError(f"voice variant name {name!r} is not a new plain name")
-
-    def link(src: Path, dst: Path) -> None:
-        if not dst.exists() and not dst.is_symlink():
-            dst.symlink_to(src)
-
+        if not name or os.sep in name or name.startswith("."):
+            raise ValueError(f"voice variant name {name!r} is not a plain file name")
+    root = Path(root)
+    (root / "voices" / "!v").mkdir(parents=True, exist_ok=True)
+    (root / "lang" / "gmw").mkdir(parents=True, exist_ok=True)
     for entry in source.iterdir():
-        if entry.name != "voices":
-            link(entry, root / entry.name)
-    for entry in (source / "voices").iterdir():
-        if entry.name != "!v":
-            link(entry, root / "voices" / entry.name)
-    for entry in (source / "voices" / "!v").iterdir():
-        link(entry, own / entry.name)
+        if entry.name not in ("voices", "lang"):
+            (root / entry.name).symlink_to(entry)
+    for entry in (source / "lang" / "gmw").iterdir():
+        if entry.name.startswith("en"):
+            (root / "lang" / "gmw" / entry.name).symlink_to(entry)
     for name, traits in variants.items():
-        (own / name).write_text(variant_file(name, traits), encoding="utf-8")
+        (root / "voices" / "!v" / name).write_text(variant_file(name, traits), encoding="utf-8")
     return root
 
 
-__all__ = ["GENDERS", "VoiceTraits", "draw_traits", "variant_file", "voice_data"]
+MAX_VARIANTS = 300  # espeak-ng's 349-voice list, less the English voices and a margin
+
+
+__all__ = ["GENDERS", "MAX_VARIANTS", "VoiceTraits", "draw_traits", "variant_file", "voice_data"]
