@@ -195,12 +195,16 @@ def test_synthesis_does_not_depend_on_what_this_process_did_with_espeak(tmp_path
     assert word_pronunciations(["hello"]) and not E.loaded_here()  # isolated: nothing left here
     assert wavs(synthesize(tmp_path / "b", cfg, workers=1, progress=False)) == first
     # a process that has used espeak itself (in a child, to keep this one clean)
+    sessions = SynthConfig(minutes=0.2, speakers=8, seed=5, sessions=2, rooms=2)
+    with_sessions = wavs(synthesize(tmp_path / "s", sessions, workers=1, progress=False))
     code = ("import sys; from jooci.data.synth import SynthConfig, synthesize; "
             "import jooci.data.synth.espeak as E; E.Espeak().synth('something else entirely.', seed=9); "
             "assert E.loaded_here() and E.start_method() == 'spawn'; "
-            "synthesize(sys.argv[1], SynthConfig(minutes=0.2, speakers=8, seed=5), workers=1, progress=False)")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], check=True)
-    assert wavs(tmp_path / "c") == first
+            "synthesize(sys.argv[1], SynthConfig(minutes=0.2, speakers=8, seed=5), workers=1, progress=False); "
+            "synthesize(sys.argv[2], SynthConfig(minutes=0.2, speakers=8, seed=5, sessions=2, rooms=2), workers=1, "
+            "progress=False)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c"), str(tmp_path / "cs")], check=True)
+    assert wavs(tmp_path / "c") == first and wavs(tmp_path / "cs") == with_sessions  # spawned workers too
 
 
 def test_phone_alignment_by_hand():

@@ -164,6 +164,9 @@ def test_each_shards_espeak_folder_is_dropped_however_the_shard_ends(tmp_path, m
     import tempfile
 
     import jooci.data.synth.generate as gen
+    from jooci.data.synth.espeak import start_method
+
+    assert start_method() == "fork"  # the monkeypatches below reach forked workers only
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -176,9 +179,11 @@ def test_each_shards_espeak_folder_is_dropped_however_the_shard_ends(tmp_path, m
         raise RuntimeError("a shard that fails half-way")
 
     monkeypatch.setattr(gen, "apply_channel", broken)  # inherited by the forked workers
-    with pytest.raises(RuntimeError, match="half-way"):
-        synthesize(tmp_path / "cut", cfg, workers=1, progress=False)
-    assert list(scratch.iterdir()) == [] and not (tmp_path / "cut" / "synth.json").exists()
+    for workers in (1, 2):  # with 2, the pool terminates the other worker mid-shard
+        with pytest.raises(RuntimeError, match="half-way"):
+            synthesize(tmp_path / f"cut{workers}", SynthConfig(minutes=1, speakers=6, sessions=2, rooms=2, seed=2),
+                       workers=workers, progress=False)
+        assert list(scratch.iterdir()) == [] and not (tmp_path / f"cut{workers}" / "synth.json").exists()
 
 
 def test_more_speakers_than_espeak_lists_voices():

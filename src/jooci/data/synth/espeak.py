@@ -59,10 +59,11 @@ _LOADED_IN: int | None = None  # the process id that initialised the library, if
 
 
 def loaded_here() -> bool:
-    """Whether this process has initialised espeak-ng. Its state (random generator, voices, caches)
-    then lives in every child forked from it: a forked worker no longer starts clean, and what
-    it synthesises depends on what this process did before."""
-    return _LOADED_IN == os.getpid()
+    """Whether this process holds espeak-ng state: it initialised the library, or was forked from
+    a process that had. That state (random generator, voices, caches) lives on in every child
+    forked from it: a forked worker no longer starts clean, and what it synthesises depends on
+    what this process did before. (Only loads through :class:`Espeak` are seen.)"""
+    return _LOADED_IN is not None
 
 
 def start_method() -> str:

@@ -412,16 +412,19 @@ def _babble_sources(engine: Espeak, talkers: tuple[Talker, ...]) -> list[np.ndar
     return out
 
 
-def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float]) -> list[dict]:
+def _synth_shard(job: tuple[list[PlannedUtterance], str, str, float, str]) -> list[dict]:
     """Synthesise one shard into ``wav_dir``; returns manifest records as dicts, in plan order.
     Speakers with traits of their own (format 3) get an espeak-ng folder holding this shard's
-    voices (its speakers' and their babble talkers'), removed when the shard ends however it ends."""
-    plans, wav_dir, audio_format, noise_db = job
+    voices (its speakers' and their babble talkers'), made under ``scratch`` (the run's short
+    temporary folder, which synthesize() removes however the run ends) and removed with the shard."""
+    plans, wav_dir, audio_format, noise_db, scratch = job
     os.makedirs(wav_dir, exist_ok=True)
     variants = {s.variant: s.traits for p in plans for s in (p.speaker, *(t.speaker for t in p.babble))
                 if s.traits is not None}
-    voices = str(voice_data(tempfile.mkdtemp(prefix="jooci-espeak-"), variants)) if variants else None
+    voices = tempfile.mkdtemp(prefix="voices-", dir=scratch) if variants else None
     try:
+        if voices is not None:
+            voice_data(voices, variants)
         return _synth_plans(plans, wav_dir, audio_format, noise_db, voices)
     finally:
         if voices is not None:
@@ -464,7 +467,7 @@ def _synth_plans(plans: list[PlannedUtterance], wav_dir: str, audio_format: str,
 
 
 def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, progress: bool,
-               rirs: list[np.ndarray]) -> list[dict]:
+               rirs: list[np.ndarray], scratch: str) -> list[dict]:
     """Plan and synthesise utterances until the corpus holds ``cfg.minutes``; the records in
     plan order. Workers are forked, or spawned when this process has used espeak-ng itself (a
     forked worker would inherit its state: ``espeak.start_method``)."""
@@ -485,7 +488,7 @@ def _synth_all(cfg: SynthConfig, out: Path, planner: Planner, workers: int, prog
             shards: dict[int, list[PlannedUtterance]] = {}
             for p in plans:
                 shards.setdefault(p.index // SHARD_SIZE, []).append(p)
-            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db)
+            jobs = [(ps, str(out / "wav" / f"shard_{k:03d}"), cfg.audio_format, cfg.noise_db, scratch)
                     for k, ps in sorted(shards.items())]
             done: list[dict] = []
             for recs in pool.imap_unordered(_synth_shard, jobs):
@@ -546,7 +549,13 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     speakers = plan_speakers(cfg)
     planner = Planner(cfg, speakers)
     rooms, rirs = room_impulse_responses(cfg.rooms, cfg.seed) if cfg.sessions else ([], [])
-    records = _synth_all(cfg, out, planner, workers, progress, rirs)
+    # the workers' espeak-ng folders go here: a short path (espeak keeps its data path in a small
+    # fixed buffer), removed even when the pool is terminated and its workers cannot clean up
+    scratch = tempfile.mkdtemp(prefix="jooci-espeak-")
+    try:
+        records = _synth_all(cfg, out, planner, workers, progress, rirs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     utts = [Utterance(**r) for r in records]
     for split in SPLITS:
