@@ -112,6 +112,26 @@ def test_unmapped_shards_read_the_same_and_hold_no_file_open(tmp_path):
         open_store(tmp_path / "out", mapped=False)
 
 
+@pytest.mark.parametrize("known_frames", [False, True])
+def test_writer_never_maps_the_shard_it_writes(tmp_path, known_frames):
+    """Rows go through plain file writes: no mapping of the shard's files appears in
+    /proc/self/maps while it is written or closed (dirty mapped pages count as resident memory)."""
+    utts = _utts(6, dim=8)
+    w = ShardWriter(tmp_path / "big", layers=[0, 3], dtype="float16",
+                    frames=sum(len(x) for _, x in utts) if known_frames else None)
+
+    def mapped():
+        return [line for line in open("/proc/self/maps") if str(tmp_path) in line]
+
+    for u, x in utts:
+        w.add(u, {0: x, 3: x * 2})
+        assert mapped() == []
+    w.close()
+    assert mapped() == []
+    shard = open_shard(tmp_path / "big")
+    assert np.array_equal(shard.utterance(5, 3), (utts[5][1] * 2).astype(np.float16))
+
+
 def test_killed_writer_leaves_no_finished_shard(tmp_path):
     prefix = tmp_path / "feat_0_1"
     code = (f"import os, signal, numpy as np\nfrom jooci.store import ShardWriter\n"

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,9 +162,12 @@ class ShardWriter:
         layers: None for one array per utterance (``<prefix>.npy``), else the layer numbers
             (``add`` then takes ``{layer: array}``, one ``<prefix>.layerNN.npy`` each).
         dtype: "float16" or "float32"; arrays are cast with ``astype`` as they are added.
-        frames: the shard's total frame count if known: the arrays are then written straight
-            into memory-mapped ``.npy`` files; otherwise rows are streamed to a side file and
-            copied into the ``.npy`` at the end. Either way no shard is held in memory.
+        frames: the shard's total frame count if known: the rows are then written straight into
+            the ``.npy`` files, after a header for that many frames; otherwise they are streamed
+            to a side file and copied behind the header at the end. Either way rows go through
+            plain file writes, never a writable memory map: no shard is held in memory, and
+            none of it counts in the writer's resident memory (dirty pages of a mapped file do,
+            until unmapped; under a batch scheduler's memory limit they count against the job).
         meta: caller's JSON-able description, stored in the index.
     """
 
@@ -191,7 +195,7 @@ class ShardWriter:
             stale.unlink(missing_ok=True)
         self._stack = contextlib.ExitStack()
         self._tmp = {k: self._stack.enter_context(atomic_path(_array_path(self.prefix, k))) for k in self.keys}
-        self._maps: dict[int | None, np.ndarray] = {}
+        self._files: dict[int | None, Any] = {}  # the .npy files, when ``frames`` is known
         self._side: dict[int | None, Any] = {}
 
     @property
@@ -247,16 +251,20 @@ class ShardWriter:
             if row + n > self.expected_frames:
                 raise StoreError(f"{self.prefix}: {utt_id} brings the shard past its {self.expected_frames} frames")
             for k, a in arrays.items():
-                if k not in self._maps:
-                    self._maps[k] = np.lib.format.open_memmap(self._tmp[k], mode="w+", dtype=self.dtype,
-                                                              shape=(self.expected_frames, self.dim))
-                self._maps[k][row : row + n] = a
+                if k not in self._files:
+                    self._files[k] = open(self._tmp[k], "wb")  # noqa: SIM115 (closed in close/abort)
+                    self._write_header(self._files[k], self.expected_frames)
+                self._files[k].write(np.ascontiguousarray(a).tobytes())
         else:
             for k, a in arrays.items():
                 if k not in self._side:
                     self._side[k] = open(self._side_path(k), "wb")  # noqa: SIM115 (closed in close/abort)
                 self._side[k].write(np.ascontiguousarray(a).tobytes())
         return n
+
+    def _write_header(self, f: Any, frames: int) -> None:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                 "fortran_order": False, "shape": (int(frames), int(self.dim or 0))})
 
     def _side_path(self, k: int | None) -> Path:
         return self._tmp[k].with_name(self._tmp[k].name + ".rows.tmp")
@@ -272,19 +280,14 @@ class ShardWriter:
             if frames == 0:  # nothing to map: every array is written empty below
                 self._drop_buffers()
             for k in self.keys:
-                if k in self._maps:
-                    self._maps[k].flush()
-                    del self._maps[k]  # close the memory map before the rename
+                if k in self._files:
+                    self._files.pop(k).close()
                 elif k in self._side:
                     self._side.pop(k).close()
                     side = self._side_path(k)
-                    out = np.lib.format.open_memmap(self._tmp[k], mode="w+", dtype=self.dtype, shape=(frames, dim))
-                    src = np.memmap(side, dtype=self.dtype, mode="r", shape=(frames, dim))
-                    step = max(1, (64 << 20) // max(1, dim * self.dtype.itemsize))
-                    for s in range(0, frames, step):
-                        out[s : s + step] = src[s : s + step]
-                    out.flush()
-                    del out, src
+                    with open(self._tmp[k], "wb") as out, open(side, "rb") as src:
+                        self._write_header(out, frames)
+                        shutil.copyfileobj(src, out, 64 << 20)
                     side.unlink()
                 else:  # no utterance: an empty array
                     with open(self._tmp[k], "wb") as fh:
@@ -303,7 +306,9 @@ class ShardWriter:
         return index
 
     def _drop_buffers(self) -> None:
-        self._maps.clear()
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
         for fh in self._side.values():
             fh.close()
         self._side.clear()
