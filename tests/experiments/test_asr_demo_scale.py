@@ -1,0 +1,22 @@
+"""experiments/asr-demo-scale on a 2-minute corpus, one epoch per protocol (structure only)."""
+
+import json
+
+from conftest import finite, load_script
+
+from jooci.data.manifest import read_manifest
+
+
+def test_asr_demo_scale_runs_every_protocol(tmp_path):
+    script = load_script("asr-demo-scale/asr_demo_scale.py")
+    out = tmp_path / "asr"
+    assert script.main(["--out", str(out), "--minutes", "2", "--speakers", "8", "--epochs-scale", "0.05"]) == 0
+    doc = json.loads((out / "asr_demo_scale.json").read_text())
+    rows = doc["protocols"]
+    assert set(rows) == {"A", "B", "C"} and finite(doc)
+    corpus = out / "corpus"
+    n_train = len(read_manifest(corpus / "train.jsonl"))
+    n_both = n_train + len(read_manifest(corpus / "pretrain.jsonl"))
+    assert rows["A"]["train_utterances"] == n_train and rows["B"]["train_utterances"] == n_both
+    assert rows["C"]["epochs"] == 2 * rows["B"]["epochs"] or rows["C"]["epochs"] >= rows["B"]["epochs"]
+    assert all(0 <= r["wer"] and 0 <= r["cer"] <= 100 for r in rows.values())
