@@ -195,3 +195,33 @@ def test_summary_table_shows_the_test_interval():
     lines = summary_table(doc).splitlines()
     assert "| sid | accuracy | 40.00 | [32.50, 47.25] |" in lines[4]
     assert "| er | accuracy | 40.00 | - |" in lines[5]
+
+
+def test_asr_head_width_is_a_setting_and_default_keys_stay(corpus, tmp_path, capsys):
+    from jooci.cli import main
+    from jooci.superb.runner import _settings_key
+    from jooci.superb.tasks.common import TaskSettings
+
+    assert "width" not in _settings_key(TaskSettings(1, (1e-2,)))  # keys of earlier runs still match
+    assert _settings_key(TaskSettings(1, (1e-2,), width=16))["width"] == 16
+    args = ["evaluate", "--model", "fbank", "--data", str(corpus), "--tasks", "asr", "--epochs", "asr=1",
+            "--no-probes", "--no-progress", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "w16"), "--head-width", "asr=16"]) == 0
+    assert main([*args, "--out", str(tmp_path / "w64")]) == 0
+    capsys.readouterr()
+    w16 = json.loads((tmp_path / "w16" / "results.json").read_text())
+    w64 = json.loads((tmp_path / "w64" / "results.json").read_text())
+    assert w16["config"]["tasks"]["asr"]["width"] == 16 and w64["config"]["tasks"]["asr"]["width"] is None
+    from jooci.superb.cache import FeatureBank, load_upstream
+    from jooci.superb.data import DataFolder, task_splits
+    from jooci.superb.tasks.asr import ASRTask
+    from jooci.superb.tasks.common import FeatureView
+
+    fp = load_upstream("fbank")[2]
+    view = FeatureView(FeatureBank(tmp_path / "cache" / fp, [0]), False, [0])
+    sp = task_splits("asr", DataFolder(corpus))
+    for width, want in ((16, 16), (None, 64)):  # the head the run trains
+        head = ASRTask(view, sp, TaskSettings(1, (1e-2,), width=width), 1, 80, False).build_head()
+        assert head.lstm.fwd.hidden_size == want and head.proj.out_features == want
+    assert main([*args, "--out", str(tmp_path / "bad"), "--head-width", "sid=16"]) == 2
+    assert "only asr has a head width" in capsys.readouterr().err

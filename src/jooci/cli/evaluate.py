@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", nargs="+", default=None, metavar="TASK=N", help="override epochs, e.g. pr=60")
     parser.add_argument("--lr", nargs="+", default=None, metavar="TASK=LR[,LR...]",
                         help="override the LR sweep, e.g. pr=1e-2,3e-3 asv=1e-3")
+    parser.add_argument("--head-width", nargs="+", default=None, metavar="TASK=N",
+                        help="the head's width where the task has one to choose (asr: projection and BiLSTM, "
+                             "default 64), e.g. asr=256")
     parser.add_argument("--no-probes", action="store_true", help="skip the layer-wise probes")
     parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/cache)")
     parser.add_argument("--lexicon", default=None, help="CMUdict-style lexicon for PR phones from transcripts")
@@ -74,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
         settings[k] = dataclasses.replace(settings[k], epochs=int(v))
     for k, v in task_pairs(args.lr, "--lr").items():
         settings[k] = dataclasses.replace(settings[k], lrs=tuple(float(x) for x in v.split(",")))
+    for k, v in task_pairs(args.head_width, "--head-width").items():
+        if k != "asr":
+            raise ValueError(f"--head-width: only asr has a head width to choose, got {k!r}")
+        if not v.isdigit() or int(v) < 1:
+            raise ValueError(f"--head-width: expected a positive integer for {k}, got {v!r}")
+        settings[k] = dataclasses.replace(settings[k], width=int(v))
     cfg = runner.EvalConfig(seed=args.seed, layers=args.layers, normalize=args.normalize, tasks=settings,
                             probes=() if args.no_probes else runner.PROBE_TASKS, cache_dir=args.cache,
                             lexicon=args.lexicon, er_fold=args.er_fold, device=args.device, threads=args.threads,

@@ -290,13 +290,22 @@ def head_device(cfg: EvalConfig) -> str:
 def _task_key(task: str, sp: TaskSplits, cfg: EvalConfig, fingerprint: str, selected: list[int]) -> str:
     """A hash of everything a task's result depends on (see the module docstring)."""
     doc = {"format_version": RESULTS_VERSION, "task": task, "model": fingerprint,
-           "settings": dataclasses.asdict(cfg.tasks[task]), "seed": cfg.seed, "layers": selected,
+           "settings": _settings_key(cfg.tasks[task]), "seed": cfg.seed, "layers": selected,
            "normalize": cfg.normalize, "head_threads": cfg.head_threads,
            "utterances": {s: [dataclasses.asdict(u) for u in getattr(sp, s)] for s in ("train", "dev", "test")},
            "trials": sp.trials, "dev_trials": sp.dev_trials}
     if head_device(cfg) != "cpu":  # CPU keys stay those of earlier runs
         doc["head_device"] = str(torch.device(head_device(cfg)))
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _settings_key(settings: TaskSettings) -> dict[str, Any]:
+    """A task's settings as its result key holds them; a default head width is left out, so keys
+    of runs made before the field existed still match."""
+    d = dataclasses.asdict(settings)
+    if d.get("width") is None:
+        d.pop("width", None)
+    return d
 
 
 def _saved(path: Path, key: str) -> dict[str, Any] | None:

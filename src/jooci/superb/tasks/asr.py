@@ -27,7 +27,7 @@ class ASRTask(CTCTask):
 
     def __init__(self, view: FeatureView, splits: TaskSplits, settings: TaskSettings, num_layers: int, dim: int,
                  normalize: bool, proj: int = 64, hidden: int = 64):
-        self.proj, self.hidden = proj, hidden
+        self.proj, self.hidden = (settings.width, settings.width) if settings.width else (proj, hidden)
         targets = {s: [normalise_text(u.text or "") for u in getattr(splits, s)] for s in ("train", "dev", "test")}
         vocab = sorted({c for words in targets["train"] for w in words for c in w}) + [SPACE]
         # characters never seen in training cannot be emitted: they are left out of the CTC targets

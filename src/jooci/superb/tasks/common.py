@@ -37,12 +37,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TaskSettings:
     """How one task trains: epochs, learning rates to try (best dev wins), batch size in frames
-    (padded, all layers share it), dev scoring cadence."""
+    (padded, all layers share it), dev scoring cadence, and the head's width where a task's head
+    has one to choose (ASR: its projection and BiLSTM; None: the task's own default)."""
 
     epochs: int
     lrs: tuple[float, ...]
     batch_frames: int = 8000
     eval_every: int = 1
+    width: int | None = None
 
 
 @dataclass
