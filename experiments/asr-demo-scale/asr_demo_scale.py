@@ -1,5 +1,6 @@
 """ASR at demo scale on the fbank floor: protocols A (train, 20 epochs), B (pretrain + train,
-20 epochs), C (pretrain + train, 40 epochs). See README.md for the rule.
+20 epochs), C (pretrain + train, 40 epochs), D and E (as B, head width 128 and 256). See
+README.md for the rules.
 
     python experiments/asr-demo-scale/asr_demo_scale.py --out runs/asr-demo-scale
 """
@@ -18,7 +19,9 @@ from jooci.data.manifest import read_manifest, write_manifest
 from jooci.data.synth import SynthConfig, synthesize
 from jooci.superb import runner
 
-PROTOCOLS = {"A": ("train", 20), "B": ("pretrain+train", 20), "C": ("pretrain+train", 40)}
+# name -> (ASR's training splits, epochs, head width; None: the default)
+PROTOCOLS = {"A": ("train", 20, None), "B": ("pretrain+train", 20, None), "C": ("pretrain+train", 40, None),
+             "D": ("pretrain+train", 20, 128), "E": ("pretrain+train", 20, 256)}
 
 
 def asr_folder(corpus: Path, out: Path, train: str) -> Path:
@@ -41,25 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speakers", type=int, default=48, help="synth speakers (default 48, the demo's)")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every protocol's epochs (smoke tests)")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated subset (default all)")
     args = p.parse_args(argv)
     corpus = synthesize(args.out / "corpus", SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers), progress=False)
     settings = runner.default_settings()
     results = {}
-    for name, (train, epochs) in PROTOCOLS.items():
+    for name in args.protocols.split(","):
+        train, epochs, width = PROTOCOLS[name]
         folder = asr_folder(corpus, args.out / f"data-{name}", train)
         n = max(1, round(epochs * args.epochs_scale))
-        cfg = runner.EvalConfig(tasks={**settings, "asr": dataclasses.replace(settings["asr"], epochs=n)},
+        asr = dataclasses.replace(settings["asr"], epochs=n, width=width)
+        cfg = runner.EvalConfig(tasks={**settings, "asr": asr},
                                 probes=(), cache_dir=str(args.out / "cache"), progress=False, tensorboard=False)
         t0 = time.perf_counter()
         doc = runner.evaluate("fbank", folder, ["asr"], args.out / f"eval-{name}", cfg)
         r = doc["tasks"]["asr"]
-        results[name] = {"train": train, "epochs": n, "train_utterances": r["num_train"], "wer": r["value"],
+        results[name] = {"train": train, "epochs": n, "width": width or 64, "train_utterances": r["num_train"], "wer": r["value"],
                          "wer_ci95": r["extra"]["ci95"], "cer": r["extra"]["cer"], "dev_wer": r["dev_value"],
                          "seconds": round(time.perf_counter() - t0, 1)}
         print(name, json.dumps(results[name]), flush=True)
     doc = {"corpus": {"minutes": args.minutes, "seed": args.seed, "speakers": args.speakers}, "machine": {"cores": os.cpu_count()},
            "protocols": results}
-    (args.out / "asr_demo_scale.json").write_text(json.dumps(doc, indent=1))
+    (args.out / f"asr_demo_scale-{'-'.join(results)}.json").write_text(json.dumps(doc, indent=1))
     return 0
 
 

@@ -11,9 +11,10 @@ def test_asr_demo_scale_runs_every_protocol(tmp_path):
     script = load_script("asr-demo-scale/asr_demo_scale.py")
     out = tmp_path / "asr"
     assert script.main(["--out", str(out), "--minutes", "2", "--speakers", "8", "--epochs-scale", "0.05"]) == 0
-    doc = json.loads((out / "asr_demo_scale.json").read_text())
+    doc = json.loads((out / "asr_demo_scale-A-B-C-D-E.json").read_text())
     rows = doc["protocols"]
-    assert set(rows) == {"A", "B", "C"} and finite(doc)
+    assert set(rows) == {"A", "B", "C", "D", "E"} and finite(doc)
+    assert (rows["B"]["width"], rows["D"]["width"], rows["E"]["width"]) == (64, 128, 256)
     corpus = out / "corpus"
     n_train = len(read_manifest(corpus / "train.jsonl"))
     n_both = n_train + len(read_manifest(corpus / "pretrain.jsonl"))
