@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import torch
 
@@ -18,7 +20,7 @@ def test_cache_holds_each_utterance_once_and_matches_the_model(corpus, tiny_jooc
     u = utts[1]
     with torch.no_grad():
         ref = module.extract_features(torch.from_numpy(load_audio(u.path))[None])
-    got = bank.frames(u)
+    got = bank.read(u)
     assert got.dtype == np.float16 and got.shape == (2, bank.num_frames(u), 64)
     np.testing.assert_allclose(got[1], ref.hidden_states[4][0].numpy(), atol=2e-2, rtol=1e-2)
     # the same fingerprint for the same folder; the fbank floor has its own
@@ -109,22 +111,51 @@ def test_extraction_cut_short_keeps_its_finished_shards(corpus, tiny_jooci, tmp_
         np.testing.assert_array_equal(bank.read(u), ref.read(u))
 
 
-def test_streamed_batches_equal_batches_built_in_memory(corpus, tiny_jooci, tmp_path):
-    from jooci.superb.tasks.common import FeatureView, FrameBatches, frame_batches
+def test_streamed_batches_are_the_cached_frames_grouped_by_length(corpus, tiny_jooci, tmp_path):
+    """FrameBatches against a reference built here from the memory-mapped store: utterances sorted
+    by length, grouped greedily while longest x count stays within the budget, zero-padded float16
+    of the (normalised) selected layers."""
+    import torch.nn.functional as F
+
+    from jooci.store import open_store
+    from jooci.superb.tasks.common import FeatureView, FrameBatches
 
     module, info, fp = load_upstream(tiny_jooci)
     utts = read_manifest(corpus / "dev.jsonl", check_durations=False)
     extract_missing(module, info, tmp_path, utts, progress=False)
     bank = FeatureBank(tmp_path, list(range(5)))
+    paths = json.loads((tmp_path / "chunk_0000" / "paths.json").read_text())
+    store = open_store(tmp_path / "chunk_0000")  # mapped: the reference reads the arrays directly
+    row_of = {tuple(paths[int(uid)]): store.locate(uid) for uid in store.ids}
+    layers, budget = [1, 3, 4], 600
+
+    def reference(u, normalize):
+        shard, k = row_of[(u.path, u.num_samples)]
+        x = torch.stack([torch.from_numpy(np.array(shard.utterance(k, layer))).float() for layer in layers])
+        return F.layer_norm(x, x.shape[-1:]) if normalize else x
+
+    lengths = [bank.num_frames(u) for u in utts]
+    order = sorted(range(len(utts)), key=lambda i: lengths[i])
+    groups, cur = [], []
+    for i in order:
+        if cur and max(lengths[j] for j in cur + [i]) * (len(cur) + 1) > budget:
+            groups.append(cur)
+            cur = []
+        cur.append(i)
+    groups.append(cur)
     for normalize in (False, True):
-        view = FeatureView(bank, normalize, [1, 3, 4])
-        streamed = FrameBatches(view, utts, 600)
-        built = frame_batches(view.frames(utts), 600)
-        assert len(streamed) == len(built) > 1
-        for a, b in zip(streamed, built):
-            assert a.rows == b.rows and torch.equal(a.lengths, b.lengths) and torch.equal(a.x, b.x)
-        assert torch.equal(streamed[len(built) - 1].x, built[-1].x)  # by index too (shuffled order)
+        view = FeatureView(bank, normalize, layers)
+        streamed = FrameBatches(view, utts, budget)
+        assert len(streamed) == len(groups) > 1 and [b.rows for b in streamed] == groups
+        for b in (streamed[0], streamed[len(groups) - 1], *streamed):  # by index (shuffled order) and in turn
+            t = max(lengths[r] for r in b.rows)
+            assert b.x.dtype == torch.float16 and b.x.shape == (3, len(b.rows), t, 64)
+            for col, r in enumerate(b.rows):
+                n = lengths[r]
+                assert b.lengths[col] == n
+                assert torch.equal(b.x[:, col, :n], reference(utts[r], normalize).half())
+                assert not b.x[:, col, n:].any()
         u = utts[2]
-        assert torch.equal(view.read(u, 5, 30), view.read(u)[:, 5:30])  # a crop read alone (ASV training)
+        assert torch.equal(view.read(u, 5, 30), reference(u, normalize)[:, 5:30])  # a crop read alone (ASV)
         pooled = view.pooled(utts[:3])
-        assert torch.equal(pooled[1], view.read(utts[1]).mean(dim=1)) and pooled.shape == (3, 3, 64)
+        assert torch.equal(pooled[1], reference(utts[1], normalize).mean(dim=1)) and pooled.shape == (3, 3, 64)

@@ -183,7 +183,7 @@ def test_cli_evaluates_an_hf_folder_end_to_end(corpus, tmp_path, folders, capsys
     sid = task_splits("sid", DataFolder(corpus))
     for u in sid.train[:3] + sid.test[:3]:  # extracted in padded batches: the mask keeps them exact
         ref = reference(model, [load_audio(u.path)], do_normalize=True)
-        cached = torch.from_numpy(bank.frames(u).astype(np.float32))
+        cached = torch.from_numpy(bank.read(u).astype(np.float32))
         torch.testing.assert_close(cached, torch.stack(ref)[:, 0], atol=2e-2, rtol=2e-3)  # float16 cache
 
 

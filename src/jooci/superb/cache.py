@@ -203,10 +203,6 @@ class FeatureBank:
         layers = self.layers if which is None else [self.layers[i] for i in which]
         return np.stack([shard.read(row, i, start, stop) for i in layers])
 
-    def frames(self, utt: Utterance) -> np.ndarray:
-        """(L, T, D) float16 features of ``utt`` (all its frames: :meth:`read`)."""
-        return self.read(utt)
-
     def num_frames(self, utt: Utterance) -> int:
         shard, row = self._where[(utt.path, utt.num_samples)]
         return int(shard.lengths[row])

@@ -84,10 +84,6 @@ class FeatureView:
         crop read alone equals the same crop of the whole utterance)."""
         return self._prep(torch.from_numpy(self.bank.read(utt, start, stop, self.layers)))
 
-    def frames(self, utts: Sequence[Utterance]) -> list[Tensor]:
-        """One (L, T_i, D) float32 tensor per utterance (all held at once: for small sets)."""
-        return [self.read(u) for u in utts]
-
     def pooled(self, utts: Sequence[Utterance]) -> Tensor:
         """(N, L, D) per-layer means over each utterance's frames (mean pooling commutes with the
         weighted sum, so utterance-level heads train on these, not on frames), one utterance read
@@ -151,13 +147,6 @@ class FrameBatches(Sequence[FrameBatch]):
 
     def __iter__(self) -> Iterator[FrameBatch]:
         return (self[i] for i in range(len(self)))
-
-
-def frame_batches(frames: Sequence[Tensor], batch_frames: int) -> list[FrameBatch]:
-    """In-memory (L, T_i, D) tensors -> the padded batches :class:`FrameBatches` would read
-    (the same plan)."""
-    return [pad_batch([frames[i] for i in rows], rows)
-            for rows in plan_batches([f.shape[1] for f in frames], batch_frames)]
 
 
 def shuffled(items: Sequence[Any], gen: torch.Generator) -> Iterator[Any]:
