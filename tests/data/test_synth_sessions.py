@@ -212,3 +212,28 @@ def test_sessions_hold_every_style_and_babble_comes_from_seen_voices():
     seen = {s.voice for s in speakers if not (s.heldout or s.heldout_dev)}
     talkers = [(p, t) for p in plans for t in p.babble]
     assert talkers and all(t.speaker.voice in seen and t.speaker.voice != p.speaker.voice for p, t in talkers)
+
+
+def test_test_sessions_set_how_much_of_a_seen_speaker_is_sid_test():
+    from collections import Counter
+
+    from jooci.data.synth.generate import SESSION_CYCLE, Planner
+
+    cfg = SynthConfig(minutes=60, speakers=20, sessions=4, test_sessions=2, seed=3)
+    speakers = plan_speakers(cfg)
+    plans = Planner(cfg, speakers).take(20 * 32)  # 32 utterances per speaker: 8 per session
+    seen = [p for p in plans if not (p.speaker.heldout or p.speaker.heldout_dev)]
+    per_speaker = defaultdict(Counter)
+    for p in seen:
+        per_speaker[p.speaker.id][p.split] += 1
+        assert (p.split == "test") == (p.session.id.rsplit("-s", 1)[1] in ("2", "3"))  # the last two sessions
+    # half of each seen speaker's utterances are test; the other 16 follow the 4 : 1 : 3 cycle
+    assert {tuple(sorted(c.items())) for c in per_speaker.values()} == {(("dev", 2), ("pretrain", 6),
+                                                                          ("test", 16), ("train", 8))}
+    assert Counter(SESSION_CYCLE) == {"train": 4, "dev": 1, "pretrain": 3}
+    assert n_test_sessions(4) == 1 and n_test_sessions(4, 2) == 2
+    assert "test_sessions" not in _config_json(SynthConfig())
+    for bad in (SynthConfig(sessions=4, test_sessions=4), SynthConfig(test_sessions=1),
+                SynthConfig(sessions=2, test_sessions=-1)):
+        with pytest.raises(ValueError, match="test_sessions"):
+            bad.validate()

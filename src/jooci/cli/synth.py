@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "its own room, microphone, band and noise; default 0: format 2, one clean setting)")
     p.add_argument("--telephone-fraction", type=float, default=0.2,
                    help="with --sessions: share of sessions recorded through a telephone band (default 0.2)")
+    p.add_argument("--test-sessions", type=int, default=0,
+                   help="with --sessions: how many of a seen speaker's sessions are its SID test sessions "
+                        "(default 0: a quarter, at least one)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
     p.add_argument("--no-progress", action="store_true",
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers,
                       heldout_fraction=args.heldout_fraction,
                       dev_heldout_fraction=args.dev_heldout_fraction, audio_format=args.format,
-                      sessions=args.sessions, telephone_fraction=args.telephone_fraction)
+                      sessions=args.sessions, telephone_fraction=args.telephone_fraction,
+                      test_sessions=args.test_sessions)
     if args.layout == "jooci":
         if args.source is not None:
             raise ValueError("--source applies to --layout librispeech, voxceleb1 or iemocap only")

@@ -95,9 +95,11 @@ STYLES = (
 # long corpus ends up 60 / 20 / 10 / 10.
 SPLIT_CYCLE = ("train", "test", "dev", "pretrain", "pretrain", "train", "pretrain", "pretrain",
                "pretrain", "pretrain")
-# With sessions, a seen speaker's test utterances are those of its test sessions; the others cycle
-# through the remaining splits in SPLIT_CYCLE's order and shares.
-TRAIN_CYCLE = tuple(s for s in SPLIT_CYCLE if s != "test")
+# With sessions, a seen speaker's test utterances are those of its test sessions (a quarter to a
+# half of its utterances); the others cycle through train, dev and pretrain at 4 : 1 : 3, so that
+# SID still trains on several utterances per speaker and session (format 2's cycle would give it
+# two in nine).
+SESSION_CYCLE = ("train", "dev", "pretrain", "train", "pretrain", "train", "pretrain", "train")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class SynthConfig:
     sessions: int = 0
     rooms: int = 64  # simulated impulse responses the sessions draw their rooms from
     telephone_fraction: float = 0.2  # sessions recorded through a telephone band
+    # a seen speaker's sessions that are its test sessions (0: a quarter, at least one)
+    test_sessions: int = 0
 
     def validate(self) -> None:
         if not self.minutes > 0:
@@ -129,6 +133,9 @@ class SynthConfig:
                              f"give every speaker a voice of its own), got {self.speakers}")
         if self.sessions < 0 or self.sessions == 1:
             raise ValueError(f"sessions must be 0 (none) or at least 2, got {self.sessions}")
+        if self.test_sessions < 0 or (self.test_sessions and self.test_sessions >= max(self.sessions, 1)):
+            raise ValueError(f"test_sessions must be 0 (a quarter) or 1..sessions-1 (with sessions), "
+                             f"got {self.test_sessions} with sessions={self.sessions}")
         if self.sessions and self.rooms < 1:
             raise ValueError(f"rooms must be at least 1, got {self.rooms}")
         if not 0 <= self.telephone_fraction <= 1:
@@ -246,9 +253,10 @@ def plan_speakers(cfg: SynthConfig) -> list[Speaker]:
     return speakers
 
 
-def n_test_sessions(sessions: int) -> int:
-    """How many of a seen speaker's sessions are test sessions: a quarter, at least one."""
-    return max(1, round(sessions / 4))
+def n_test_sessions(sessions: int, test_sessions: int = 0) -> int:
+    """How many of a seen speaker's sessions are test sessions: ``test_sessions`` when set, else a
+    quarter, at least one."""
+    return test_sessions or max(1, round(sessions / 4))
 
 
 def plan_sessions(cfg: SynthConfig, speakers: list[Speaker]) -> dict[str, list[Session]]:
@@ -257,7 +265,7 @@ def plan_sessions(cfg: SynthConfig, speakers: list[Speaker]) -> dict[str, list[S
     last :func:`n_test_sessions` sessions are its test sessions."""
     rng = np.random.default_rng([cfg.seed, 0x5E55])
     out: dict[str, list[Session]] = {}
-    n_test = n_test_sessions(cfg.sessions)
+    n_test = n_test_sessions(cfg.sessions, cfg.test_sessions)
     for spk in speakers:
         out[spk.id] = [Session(id=f"{spk.id}-s{j}", speaker=spk.id,
                                test=not (spk.heldout or spk.heldout_dev) and j >= cfg.sessions - n_test,
@@ -312,7 +320,7 @@ class Planner:
 
     def _in_session(self, i: int, spk: Speaker, k: int, style: Style, words: tuple[str, ...]) -> PlannedUtterance:
         """Format 3: the k-th utterance of ``spk`` goes to its session ``(k // 4) % sessions``; its split
-        follows the session (test sessions: test) and TRAIN_CYCLE otherwise; babble talkers are
+        follows the session (test sessions: test) and SESSION_CYCLE otherwise; babble talkers are
         drawn for babble sessions."""
         rng = self._rng
         # sessions change every len(STYLES) utterances, so every session holds every style (k % S
@@ -327,7 +335,7 @@ class Planner:
         elif session.test:
             split = "test"
         else:
-            split = TRAIN_CYCLE[self._train_count[spk.id] % len(TRAIN_CYCLE)]
+            split = SESSION_CYCLE[self._train_count[spk.id] % len(SESSION_CYCLE)]
             self._train_count[spk.id] += 1
         babble: tuple[Talker, ...] = ()
         if session.channel.noise == "babble":  # other voices of the corpus, from a stream of their own
@@ -641,7 +649,7 @@ def format_version(cfg: SynthConfig) -> int:
 def _config_json(cfg: SynthConfig) -> dict:
     d = json.loads(json.dumps(asdict(cfg)))
     if not cfg.sessions:  # format 2's config as it was, so its corpora are reused
-        for k in ("sessions", "rooms", "telephone_fraction"):
+        for k in ("sessions", "rooms", "telephone_fraction", "test_sessions"):
             d.pop(k)
     return d
 
