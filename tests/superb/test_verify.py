@@ -218,3 +218,31 @@ def test_untrained_reference_refuses_a_folder_that_holds_no_teacher(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "jooci", "format_version": 1, "config": {}}))
     with pytest.raises(ValueError, match="not a speaker"):
         untrained_speaker_folder(tmp_path / "m", tmp_path / "u")
+
+
+def test_speaker_interval_is_the_two_way_bootstrap_over_the_trials_speakers(corpus, monkeypatch, tmp_path, capsys):
+    from jooci.superb import tasks
+    from jooci.superb.metrics import cluster_bootstrap_interval
+    from jooci.superb.tasks.asv import score_trials
+
+    spk = {u.id: u.speaker for u in read_manifest(corpus / "test.jsonl")}
+    trials = _trials(corpus)
+    plain = verify("fbank", corpus)
+    assert plain.ci95_speakers is None and "ci95_speakers" not in plain.to_dict()
+    assert plain.test_speakers == len({spk[t] for _, a, b in trials for t in (a, b)})
+    few = verify("fbank", corpus, speaker_interval=True)  # this corpus has fewer than 10 such speakers
+    assert few.test_speakers < tasks.asv.MIN_SPEAKER_CLUSTERS and few.ci95_speakers is None
+    monkeypatch.setattr(tasks.asv, "MIN_SPEAKER_CLUSTERS", 2)
+    r = verify("fbank", corpus, speaker_interval=True)
+    utts = [u for u in read_manifest(corpus / "test.jsonl") if u.id in {x for t in trials for x in t[1:]}]
+    from jooci.superb.verify import trial_set
+
+    trial_list, _ = trial_set(corpus)
+    scores, labels = score_trials(embed_utterances(fbank_embedder(), utts), trial_list)
+    want = cluster_bootstrap_interval("eer", [[float(s), int(y)] for s, y in zip(scores, labels)],
+                                      [(spk[a], spk[b]) for _, a, b in trial_list])
+    assert r.ci95_speakers == pytest.approx(want, abs=1e-3) and r.ci95_speakers[0] <= r.eer <= r.ci95_speakers[1]
+    out = tmp_path / "v.json"
+    assert main(["verify", "--model", "fbank", "--data", str(corpus), "--speaker-interval", "--out", str(out)]) == 0
+    assert "95 % (speakers)" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["ci95_speakers"] == pytest.approx(list(want), abs=1e-3)

@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="after each model, also score an untrained reference of its architecture (a teacher: the "
                         "whole network; jooci: its Other encoder), initialised from --seed: what training gave it "
                         "beyond random features; only teacher and jooci folders have one")
+    p.add_argument("--speaker-interval", action="store_true",
+                   help="also the EER's 95 %% interval by a two-way bootstrap over the trials' speakers (1,000 draws; "
+                        "trials of one speaker are not independent, so this is the interval to quote)")
     p.add_argument("--seed", type=int, default=0, help="the untrained references' initialisation (default 0)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -35,11 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from jooci.superb.verify import verify_models
 
     rows = verify_models(args.model, args.data, trials=args.trials, probe=args.probe, untrained=args.untrained,
-                         seed=args.seed, device=args.device)
-    head = "| embedding | EER % | minDCF (p=0.01) | trials |" + (" SID probe acc % (test) |" if args.probe else "")
+                         seed=args.seed, device=args.device, speaker_interval=args.speaker_interval)
+    head = ("| embedding | EER % |" + (" 95 % (speakers) |" if args.speaker_interval else "")
+            + " minDCF (p=0.01) | trials |" + (" SID probe acc % (test) |" if args.probe else ""))
     print(head + "\n" + "|---" * head.count(" |") + "|")
     for r, pr in rows:
-        print(f"| {r.source} | {r.eer:.2f} | {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |"
+        ci = ""
+        if args.speaker_interval:
+            ci = (f" [{r.ci95_speakers[0]:.2f}, {r.ci95_speakers[1]:.2f}] |" if r.ci95_speakers
+                  else f" – ({r.test_speakers} speakers) |")
+        print(f"| {r.source} | {r.eer:.2f} |{ci} {r.min_dcf[str(P_TARGETS[0])]:.3f} | {r.num_trials} |"
               + (f" {pr['test']:.2f} |" if pr else ""))
     if args.out is not None:
         from jooci.fileio import atomic_write_json

@@ -53,10 +53,17 @@ class VerifyResult:
     min_dcf: dict[str, float]
     num_trials: int
     num_utterances: int
+    test_speakers: int = 0  # speakers the trials name
+    # 95 % interval of the EER by a two-way bootstrap over those speakers (as the ASV task's
+    # ``ci95_speakers``); None below MIN_SPEAKER_CLUSTERS speakers or when not asked for
+    ci95_speakers: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "eer": self.eer, "min_dcf": self.min_dcf, "num_trials": self.num_trials,
-                "num_utterances": self.num_utterances}
+        d = {"source": self.source, "eer": self.eer, "min_dcf": self.min_dcf, "num_trials": self.num_trials,
+             "num_utterances": self.num_utterances, "test_speakers": self.test_speakers}
+        if self.ci95_speakers is not None:
+            d["ci95_speakers"] = list(self.ci95_speakers)
+        return d
 
 
 def mean_std_pool(h: Tensor, frames: Tensor) -> Tensor:
@@ -213,17 +220,29 @@ def trial_set(data: str | os.PathLike, which: str = "test") -> tuple[list[Trial]
 
 
 def verify(source: str, data: str | os.PathLike, *, layer: int | None = None, device: str = "cpu",
-           label: str | None = None, trials: str = "test") -> VerifyResult:
+           label: str | None = None, trials: str = "test", speaker_interval: bool = False) -> VerifyResult:
     """Cosine-scored EER and minDCF of ``source``'s embedding on the ``trials`` (test or dev, see
-    :func:`trial_set`) in ``data``."""
+    :func:`trial_set`) in ``data``; with ``speaker_interval``, also the EER's 95 % interval by a
+    two-way bootstrap over the trials' speakers (1,000 draws; from MIN_SPEAKER_CLUSTERS speakers on)."""
+    from jooci.superb.metrics import cluster_bootstrap_interval
+    from jooci.superb.tasks.asv import MIN_SPEAKER_CLUSTERS
+
     trial_list, utts = trial_set(data, trials)
     emb = embed_utterances(embedder(source, layer, device), utts)
     scores, labels = score_trials(emb, trial_list)
     if not np.isfinite(scores).all():
         raise ValueError(f"{source}: non-finite embeddings (a collapsed or broken model?)")
     name = label or (f"{source} layer {layer}" if layer is not None else source)
+    speaker_of = {u.id: u.speaker for u in utts}
+    pairs = [(speaker_of[a], speaker_of[b]) for _, a, b in trial_list]
+    n_speakers = len({s for p in pairs for s in p})
+    interval = None
+    if speaker_interval and n_speakers >= MIN_SPEAKER_CLUSTERS:
+        items = [[float(x), int(y)] for x, y in zip(scores.tolist(), labels.tolist())]
+        interval = tuple(round(v, 3) for v in cluster_bootstrap_interval("eer", items, pairs))
     return VerifyResult(name, round(eer(scores, labels), 3),
-                        {str(p): round(min_dcf(scores, labels, p), 4) for p in P_TARGETS}, len(labels), len(utts))
+                        {str(p): round(min_dcf(scores, labels, p), 4) for p in P_TARGETS}, len(labels), len(utts),
+                        n_speakers, interval)
 
 
 PROBE_C = (0.01, 0.1, 1.0, 10.0)
@@ -327,12 +346,13 @@ def untrained_reference(source: str, out: str | os.PathLike, seed: int = 0) -> s
 
 
 def verify_models(models: list[str], data: str | os.PathLike, *, trials: str = "test", probe: bool = False,
-                  untrained: bool = False, seed: int = 0,
-                  device: str = "cpu") -> list[tuple[VerifyResult, dict | None]]:
+                  untrained: bool = False, seed: int = 0, device: str = "cpu",
+                  speaker_interval: bool = False) -> list[tuple[VerifyResult, dict | None]]:
     """:func:`verify` for each of ``models`` (``"fbank"``, a folder, or ``FOLDER:N`` for hidden
     state N), each with its SID probe (:func:`sid_probe`) when ``probe``; with ``untrained``, each
     model that has one is followed by its untrained reference (:func:`untrained_reference`,
-    initialised from ``seed``). Returns (result, probe or None) per scored embedding, in order."""
+    initialised from ``seed``); ``speaker_interval`` as in :func:`verify`. Returns (result, probe or
+    None) per scored embedding, in order."""
     import tempfile
 
     specs = []  # (label, source, layer)
@@ -348,6 +368,7 @@ def verify_models(models: list[str], data: str | os.PathLike, *, trials: str = "
                 ref = untrained_reference(source, Path(scratch) / str(len(specs)), seed)
                 specs.append((f"untrained {spec} (seed {seed})", ref, layer))
         for spec, source, layer in specs:
-            result = verify(source, data, layer=layer, device=device, label=spec, trials=trials)
+            result = verify(source, data, layer=layer, device=device, label=spec, trials=trials,
+                            speaker_interval=speaker_interval)
             out.append((result, sid_probe(source, data, layer=layer, device=device) if probe else None))
     return out
