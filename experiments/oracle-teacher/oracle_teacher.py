@@ -52,8 +52,9 @@ TEMPERATURE = 0.1
 
 
 def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batch: int = 16,
-                 crop_seconds: float = 3.0, lr: float = 1e-3, seed: int = 0) -> Path:
-    """A speaker model trained on speaker labels; saved as a teacher folder (zero DINO centre)."""
+                 crop_seconds: float = 3.0, lr: float = 1e-3, seed: int = 0,
+                 splits: tuple[str, ...] = ("pretrain", "train")) -> Path:
+    """A speaker model trained on speaker labels of ``splits``; saved as a teacher folder (zero DINO centre)."""
     import torch
     import torch.nn.functional as F
 
@@ -65,7 +66,7 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
     final = out / "final"
     if (final / "model.safetensors").exists():
         return final
-    utts = [u for split in ("pretrain", "train") for u in read_manifest(corpus / f"{split}.jsonl")]
+    utts = [u for split in splits for u in read_manifest(corpus / f"{split}.jsonl")]
     speakers = sorted({u.speaker for u in utts})
     if len(speakers) > teacher_cfg.head.out_dim:
         raise ValueError(f"{len(speakers)} speakers but only {teacher_cfg.head.out_dim} prototypes")

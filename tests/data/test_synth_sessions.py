@@ -3,7 +3,7 @@ bands, noise), with SID's test utterances from sessions a speaker never trained 
 
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -152,12 +152,19 @@ def test_target_trials_are_cross_session_first(corpus):
     trials = read_trials(corpus / "trials.txt")
     targets = [t for t in trials if t[0] == 1]
     assert targets and all(utts[a].custom["session"] != utts[b].custom["session"] for _, a, b in targets)
-    assert len(targets) == len(trials) - len(targets)  # balanced
-    # within a budget: a sample of the cross-session pairs, still balanced
-    few = make_trials(list(utts.values()), {u.speaker for _, a, b in targets for u in (utts[a],)}, seed=0,
-                      max_trials=len(targets))
-    assert sum(y for y, *_ in few) == len(targets) // 2 and all(
+    # format 3 fills max_trials with non-targets (every different-speaker pair, if fewer)
+    heldout = {utts[a].speaker for _, a, b in targets}
+    per_spk = Counter(u.speaker for u in utts.values() if u.speaker in heldout)
+    possible = sum(per_spk[a] * per_spk[b] for a in per_spk for b in per_spk if a < b)
+    nontargets = {(a, b) for y, a, b in trials if y == 0}
+    assert len(nontargets) == len(trials) - len(targets) == min(CFG.max_trials - len(targets), possible)
+    assert all(utts[a].speaker != utts[b].speaker for a, b in nontargets)
+    # within a budget: a sample of the cross-session pairs; balanced without fill (format 2's lists)
+    few = make_trials(list(utts.values()), heldout, seed=0, max_trials=len(targets))
+    assert sum(y for y, *_ in few) == len(targets) // 2 == len(few) - len(targets) // 2 and all(
         utts[a].custom["session"] != utts[b].custom["session"] for y, a, b in few if y == 1)
+    filled = make_trials(list(utts.values()), heldout, seed=0, max_trials=len(targets), fill=True)
+    assert len(filled) == len(targets) and sum(y for y, *_ in filled) == len(targets) // 2
 
 
 def test_each_shards_espeak_folder_is_dropped_however_the_shard_ends(tmp_path, monkeypatch):

@@ -573,13 +573,14 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
         (out / "sessions.json").write_text(json.dumps(
             {"rooms": [asdict(r) for r in rooms],
              "sessions": [asdict(x) for spk in speakers for x in planner.sessions[spk.id]]}, indent=1))
-    trials = make_trials(utts, {s.id for s in speakers if s.heldout}, seed=cfg.seed, max_trials=cfg.max_trials)
+    trials = make_trials(utts, {s.id for s in speakers if s.heldout}, seed=cfg.seed, max_trials=cfg.max_trials,
+                         fill=bool(cfg.sessions))
     write_trials(trials, out / "trials.txt")
     stats = corpus_stats(utts)
     stats["trials"] = len(trials)
     dev_speakers = {s.id for s in speakers if s.heldout_dev}
     if dev_speakers:
-        dev_trials = make_trials(utts, dev_speakers, seed=cfg.seed, max_trials=cfg.max_trials)
+        dev_trials = make_trials(utts, dev_speakers, seed=cfg.seed, max_trials=cfg.max_trials, fill=bool(cfg.sessions))
         write_trials(dev_trials, out / "trials_dev.txt")
         stats["dev_trials"] = len(dev_trials)
     stats["seconds_to_generate"] = round(time.perf_counter() - t0, 2)
@@ -591,9 +592,12 @@ def synthesize(out: str | os.PathLike, cfg: SynthConfig, *, workers: int | None 
     return out
 
 
-def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_trials: int) -> list[tuple[int, str, str]]:
-    """Balanced ASV trials among held-out speakers: every same-speaker pair (up to half of
-    ``max_trials``) and as many different-speaker pairs, as ``(1|0, id, id)``.
+def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_trials: int,
+                fill: bool = False) -> list[tuple[int, str, str]]:
+    """ASV trials among held-out speakers, as ``(1|0, id, id)``: every same-speaker pair (up to
+    half of ``max_trials``) and as many different-speaker pairs (balanced, format 2), or with
+    ``fill`` as many as make ``max_trials`` in all (format 3: targets are the scarce kind, and a
+    list of SRE's kind, more non-targets than targets, resolves the false-alarm side too).
 
     With sessions (``session`` in the utterances' ``custom``), a speaker's same-speaker pairs are
     taken across sessions only (within a session only for a speaker with no cross-session pair),
@@ -615,7 +619,8 @@ def make_trials(utts: list[Utterance], heldout: set[str], *, seed: int, max_tria
     groups = list(by_spk.values())
     possible = sum(len(a) * len(b) for i, a in enumerate(groups) for b in groups[i + 1:])
     nontarget: set[tuple[str, str]] = set()
-    while len(nontarget) < min(len(target), possible):
+    want = max_trials - len(target) if fill else len(target)
+    while len(nontarget) < min(want, possible):
         a, b = rng.sample(test, 2)
         if a.speaker != b.speaker:
             nontarget.add((a.id, b.id) if a.id < b.id else (b.id, a.id))
