@@ -65,6 +65,11 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
 
     final = out / "final"
     if (final / "model.safetensors").exists():
+        done = json.loads((out / "train_log.json").read_text()) if (out / "train_log.json").is_file() else {}
+        made = {k: done[k] for k in ("steps", "splits") if k in done}
+        want = {"steps": steps, "splits": list(splits)}
+        if any(made[k] != want[k] for k in made):
+            raise ValueError(f"{final} was trained with {made}, not {want}: use another folder")
         return final
     utts = [u for split in splits for u in read_manifest(corpus / f"{split}.jsonl")]
     speakers = sorted({u.speaker for u in utts})
@@ -104,8 +109,8 @@ def train_oracle(corpus: Path, out: Path, teacher_cfg, *, steps: int = 300, batc
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_log.json").write_text(json.dumps({"speakers": speakers, "seconds": time.perf_counter() - t0,
-                                                    "log": log}))
+    (out / "train_log.json").write_text(json.dumps({"speakers": speakers, "steps": steps, "splits": list(splits),
+                                                    "seconds": time.perf_counter() - t0, "log": log}))
     with atomic_dir(final) as tmp:
         save_speaker_folder(model, tmp)  # zero DINO centre
     return final

@@ -240,6 +240,9 @@ def test_test_sessions_set_how_much_of_a_seen_speaker_is_sid_test():
     assert Counter(SESSION_CYCLE) == {"train": 4, "dev": 1, "pretrain": 3}
     assert n_test_sessions(4) == 1 and n_test_sessions(4, 2) == 2
     assert "test_sessions" not in _config_json(SynthConfig())
+    # the default and its explicit value are one corpus (the reuse check compares the config)
+    assert _config_json(SynthConfig(sessions=4)) == _config_json(SynthConfig(sessions=4, test_sessions=1))
+    assert _config_json(SynthConfig(sessions=4))["test_sessions"] == 1
     for bad in (SynthConfig(sessions=4, test_sessions=4), SynthConfig(test_sessions=1),
                 SynthConfig(sessions=2, test_sessions=-1)):
         with pytest.raises(ValueError, match="test_sessions"):

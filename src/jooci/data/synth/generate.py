@@ -656,6 +656,8 @@ def _config_json(cfg: SynthConfig) -> dict:
     if not cfg.sessions:  # format 2's config as it was, so its corpora are reused
         for k in ("sessions", "rooms", "telephone_fraction", "test_sessions"):
             d.pop(k)
+    else:  # resolved, so the default and its explicit value are the same corpus
+        d["test_sessions"] = n_test_sessions(cfg.sessions, cfg.test_sessions)
     return d
 
 
