@@ -1,8 +1,9 @@
 """ASR at demo scale on the fbank floor: protocols A (train, 20 epochs), B (pretrain + train,
-20 epochs), C (pretrain + train, 40 epochs), D and E (as B, head width 128 and 256). See
-README.md for the rules.
+20 epochs), C (pretrain + train, 40 epochs), D and E (as B, head width 128 and 256), F (as A,
+head width 128). See README.md for the rules.
 
     python experiments/asr-demo-scale/asr_demo_scale.py --out runs/asr-demo-scale
+    python experiments/asr-demo-scale/asr_demo_scale.py --out runs/asr-sessions --corpus runs/c3 --protocols F
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jooci.superb import runner
 
 # name -> (ASR's training splits, epochs, head width; None: the default)
 PROTOCOLS = {"A": ("train", 20, None), "B": ("pretrain+train", 20, None), "C": ("pretrain+train", 40, None),
-             "D": ("pretrain+train", 20, 128), "E": ("pretrain+train", 20, 256)}
+             "D": ("pretrain+train", 20, 128), "E": ("pretrain+train", 20, 256), "F": ("train", 20, 128)}
 
 
 def asr_folder(corpus: Path, out: Path, train: str) -> Path:
@@ -45,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speakers", type=int, default=48, help="synth speakers (default 48, the demo's)")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every protocol's epochs (smoke tests)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated subset (default all)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="an existing JOOCI-synth corpus instead of generating one (--minutes/--speakers/--seed unused)")
     args = p.parse_args(argv)
-    corpus = synthesize(args.out / "corpus", SynthConfig(minutes=args.minutes, seed=args.seed, speakers=args.speakers), progress=False)
+    corpus = args.corpus or synthesize(args.out / "corpus", SynthConfig(minutes=args.minutes, seed=args.seed,
+                                                                         speakers=args.speakers), progress=False)
     settings = runner.default_settings()
     results = {}
     for name in args.protocols.split(","):
@@ -63,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                          "wer_ci95": r["extra"]["ci95"], "cer": r["extra"]["cer"], "dev_wer": r["dev_value"],
                          "seconds": round(time.perf_counter() - t0, 1)}
         print(name, json.dumps(results[name]), flush=True)
-    doc = {"corpus": {"minutes": args.minutes, "seed": args.seed, "speakers": args.speakers}, "machine": {"cores": os.cpu_count()},
+    described = (json.loads((corpus / "synth.json").read_text())["config"] if args.corpus else
+                 {"minutes": args.minutes, "seed": args.seed, "speakers": args.speakers})
+    doc = {"corpus": described, "machine": {"cores": os.cpu_count()},
            "protocols": results}
     (args.out / f"asr_demo_scale-{'-'.join(results)}.json").write_text(json.dumps(doc, indent=1))
     return 0
