@@ -3,6 +3,8 @@ and a second run reuses every stage."""
 
 import json
 
+import pytest
+
 from jooci.cli import main
 
 STEPS = [f"schedule.{p}.steps=3" for p in ("content", "teacher", "phase1", "phase2")] + \
@@ -326,3 +328,36 @@ def test_demo_shows_the_traceback_of_a_library_error_but_not_of_its_own_checks(t
     assert main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "nowhere.json" in err and "Traceback" not in err
+
+
+def test_demo_corpora_resolve_to_their_settings_and_the_report_names_the_sessions(tmp_path):
+    from jooci.data.synth.generate import _config_json
+    from jooci.demo import setting
+    from jooci.demo.pipeline import corpus_config
+    from jooci.train.config import load_config, preset_path
+
+    clean = corpus_config("clean", seed=3)
+    assert (clean.minutes, clean.speakers, clean.sessions, clean.seed) == (60.0, 48, 0, 3)
+    assert "sessions" not in _config_json(clean)  # format 2, the corpus the current demo reports are on
+    s = corpus_config("sessions")
+    assert (s.minutes, s.speakers, s.sessions, s.test_sessions, s.heldout_fraction) == (402.0, 360, 8, 2, 0.25)
+    small = corpus_config("sessions", minutes=20, speakers=12)
+    assert (small.minutes, small.speakers, small.sessions) == (20, 12, 8)
+    with pytest.raises(ValueError, match="unknown demo corpus 'nope'"):
+        corpus_config("nope")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "synth.json").write_text(json.dumps({"config": _config_json(s)}))
+    text = "\n".join(setting(load_config(preset_path("small"), [f"data.corpus={corpus}"]), tmp_path, s.minutes))
+    assert "JOOCI-synth, 402 minutes, 360 speakers in 8 recording sessions each (2 of them SID test sessions)" in text
+
+
+@pytest.mark.slow
+def test_demo_on_the_sessions_corpus_at_tiny_scale(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--corpus", "sessions", "--preset", "tiny", "--minutes", "16",
+                 "--speakers", "12", *STEPS]) == 0
+    synth = json.loads((out / "corpus" / "synth.json").read_text())
+    assert synth["format_version"] == 3 and synth["config"]["sessions"] == 8
+    asr = json.loads((out / "eval" / "fbank" / "results.json").read_text())["tasks"]["asr"]
+    assert "sessions each" in (out / "report" / "report.md").read_text() and asr["num_train"] > 0

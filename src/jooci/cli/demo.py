@@ -9,12 +9,17 @@ from jooci.cli.errors import one_line, print_error, reports_errors
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from jooci.demo.common import ABLATIONS  # no torch: names and overrides only
+    from jooci.demo.common import ABLATIONS, CORPORA  # no torch: names and overrides only
 
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--preset", default="small", help="config preset: tiny, small or base (default small)")
-    p.add_argument("--minutes", type=float, default=60.0, help="corpus size in minutes (default 60)")
-    p.add_argument("--speakers", type=int, default=48, help="synthetic speakers (default 48)")
+    p.add_argument("--corpus", choices=list(CORPORA), default="clean",
+                   help="clean (default: JOOCI-synth format 2, 60 minutes, 48 speakers; ~10 min on 2 cores) or "
+                        "sessions (360 speakers in 8 recording sessions through rooms, microphones, telephone bands "
+                        "and noise, test sets that resolve ~2 points: 402 minutes, hours on 2 cores; "
+                        "docs/evaluation.md)")
+    p.add_argument("--minutes", type=float, default=None, help="corpus size in minutes (default: the corpus's)")
+    p.add_argument("--speakers", type=int, default=None, help="synthetic speakers (default: the corpus's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="K",
                    help="run the demo once per seed into DIR/seed-K (instead of --seed) and summarise them in "
@@ -37,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
         if args.seeds:
             demo.run_demo_seeds(args.out, args.seeds, preset=args.preset, minutes=args.minutes,
                                 ablate=args.ablate, overrides=args.overrides, speakers=args.speakers,
-                                device=args.device, threads=args.threads)
+                                device=args.device, threads=args.threads, corpus_name=args.corpus)
         else:
             demo.run_demo(args.out, args.preset, args.minutes, args.seed, args.ablate, args.overrides,
-                          args.speakers, args.device, args.threads)
+                          args.speakers, args.device, args.threads, corpus_name=args.corpus)
     except SynthError as e:  # a corpus of other settings or an older format: never replaced silently
         return print_error("demo", f"{one_line(e)} (a demo folder from another version or with other settings: "
                                    "pass another --out, or delete the folder to start over)")

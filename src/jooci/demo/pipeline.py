@@ -17,6 +17,7 @@ a controlled setting, not what LibriSpeech or VoxCeleb would give.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from jooci.configio import replace as replace_config
 from jooci.demo.checks import speaker_check, untrained_other_twin
-from jooci.demo.common import ABLATIONS, CONTROL, TASKS, duration
+from jooci.demo.common import ABLATIONS, CONTROL, CORPORA, TASKS, duration
 from jooci.demo.report import write_demo_report
 
 # Seconds per unit of work on the reference machine (a 2-core CPU, small preset with its log-mel
@@ -91,18 +92,36 @@ class Stages:
         return result
 
 
-def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minutes: float = 60.0, seed: int = 0,
-             ablate: list[str] | None = None, overrides: list[str] | None = None, speakers: int = 48,
-             device: str = "auto", threads: int | None = None) -> Path:
+def corpus_config(corpus: str = "clean", seed: int = 0, minutes: float | None = None,
+                  speakers: int | None = None):
+    """The JOOCI-synth settings of the demo corpus ``corpus`` (:data:`CORPORA`), with ``minutes``
+    and ``speakers`` replaced where given."""
+    from jooci.data.synth import SynthConfig
+
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown demo corpus {corpus!r}; choose from {', '.join(CORPORA)}")
+    settings = dict(CORPORA[corpus][0], seed=seed)
+    settings.update({k: v for k, v in (("minutes", minutes), ("speakers", speakers)) if v is not None})
+    cfg = SynthConfig(**settings)
+    cfg.validate()
+    return cfg
+
+
+def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minutes: float | None = None, seed: int = 0,
+             ablate: list[str] | None = None, overrides: list[str] | None = None, speakers: int | None = None,
+             device: str = "auto", threads: int | None = None, corpus_name: str = "clean") -> Path:
     """Run (or resume) the demo into ``out``; returns the report path.
+
+    corpus_name: the demo corpus (:data:`jooci.demo.common.CORPORA`: "clean", the default, or
+    "sessions"); minutes and speakers replace its settings where given.
 
     device: where pretraining and feature extraction run ("auto": a GPU if there is one, else the
     CPU). threads: torch threads for extraction and the evaluation heads (default 1, which is the
     fastest on the 2-core machine the demo is sized for; raise it on a many-core machine).
     """
-    from jooci.data.synth import SynthConfig, synthesize
+    from jooci.data.synth import synthesize
     from jooci.extras import check
-    from jooci.superb.runner import EvalConfig, evaluate
+    from jooci.superb.runner import EvalConfig, default_settings, evaluate
     from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
@@ -115,6 +134,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     unknown = [a for a in ablate if a not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; choose from {', '.join(ABLATIONS)}")
+    synth = corpus_config(corpus_name, seed, minutes, speakers)
+    minutes = synth.minutes
     t_start = time.perf_counter()
     corpus = out / "corpus"
     cfg = load_config(preset_path(preset), [f"data.corpus={corpus}", f"run.seed={seed}", f"run.device={device}",
@@ -124,7 +145,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
           "2-core CPU (finished stages are reused)", flush=True)
     stages = Stages(out, len(estimates), estimates)
 
-    stages.run("corpus", synthesize, corpus, SynthConfig(minutes=minutes, seed=seed, speakers=speakers))
+    stages.run("corpus", synthesize, corpus, synth)
     dist = init_distributed(cfg.run.device, timeout=cfg.run.dist_timeout)
     pre = out / "pretrain"
     stages.run("pretrain", run_all, cfg, pre, dist)
@@ -146,7 +167,11 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     if ablate:
         stages.run("ablations", ablations)
 
-    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"), device=str(dist.device),
+    asr_width = CORPORA[corpus_name][1]
+    task_settings = default_settings()
+    if asr_width is not None:
+        task_settings["asr"] = dataclasses.replace(task_settings["asr"], width=asr_width)
+    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"), device=str(dist.device), tasks=task_settings,
                       **({"threads": threads, "head_threads": threads} if threads else {}))
 
     def evaluate_all() -> dict[str, Path]:

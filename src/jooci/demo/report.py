@@ -172,7 +172,11 @@ def setting(cfg, pre: Path, minutes: float) -> list[str]:
 
     s = cfg.schedule
     content_updates = s.of("content").steps * s.content_iterations + s.of("phase2").steps
-    out = [f"- corpus: JOOCI-synth, {minutes:g} minutes, seed {cfg.run.seed}; pretraining audio: "
+    synth = Path(cfg.data.corpus) / "synth.json" if cfg.data.corpus else None
+    made = json.loads(synth.read_text()).get("config", {}) if synth is not None and synth.is_file() else {}
+    sessions = (f", {made['speakers']} speakers in {made['sessions']} recording sessions each "
+                f"({made.get('test_sessions')} of them SID test sessions)" if made.get("sessions") else "")
+    out = [f"- corpus: JOOCI-synth, {minutes:g} minutes{sessions}, seed {cfg.run.seed}; pretraining audio: "
            f"{', '.join(cfg.data.manifests)}",
            f"- preset `{cfg.preset}`; batches of {cfg.data.batch_seconds:g} s of audio"
            + "".join(f" ({p} {s.batch_seconds(p, cfg.data):g} s)" for p in ("content", "teacher", "phase1", "phase2")
