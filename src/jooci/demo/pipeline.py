@@ -17,7 +17,6 @@ a controlled setting, not what LibriSpeech or VoxCeleb would give.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -100,7 +99,7 @@ def corpus_config(corpus: str = "clean", seed: int = 0, minutes: float | None = 
 
     if corpus not in CORPORA:
         raise ValueError(f"unknown demo corpus {corpus!r}; choose from {', '.join(CORPORA)}")
-    settings = dict(CORPORA[corpus][0], seed=seed)
+    settings = dict(CORPORA[corpus], seed=seed)
     settings.update({k: v for k, v in (("minutes", minutes), ("speakers", speakers)) if v is not None})
     cfg = SynthConfig(**settings)
     cfg.validate()
@@ -121,7 +120,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     """
     from jooci.data.synth import synthesize
     from jooci.extras import check
-    from jooci.superb.runner import EvalConfig, default_settings, evaluate
+    from jooci.superb.runner import EvalConfig, evaluate
     from jooci.train.config import load_config, preset_path
     from jooci.train.distributed import init_distributed
     from jooci.train.loop import PhaseInputs, train_phase
@@ -167,11 +166,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", preset: str = "small", minute
     if ablate:
         stages.run("ablations", ablations)
 
-    asr_width = CORPORA[corpus_name][1]
-    task_settings = default_settings()
-    if asr_width is not None:
-        task_settings["asr"] = dataclasses.replace(task_settings["asr"], width=asr_width)
-    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"), device=str(dist.device), tasks=task_settings,
+    ecfg = EvalConfig(seed=seed, cache_dir=str(out / "eval" / "cache"), device=str(dist.device),
                       **({"threads": threads, "head_threads": threads} if threads else {}))
 
     def evaluate_all() -> dict[str, Path]:
